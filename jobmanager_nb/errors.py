@@ -1,0 +1,70 @@
+"""Every error jobmanager_nb raises, under one :class:`JobManagerError`.
+
+Each message names the job (or file, or schedule) it is about and says how to fix it.
+Lookup failures are also :class:`LookupError`, bad values also :class:`ValueError`, so callers
+can catch them the way they would catch the built-in equivalents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jobmanager_nb.model import JobRun
+
+__all__ = [
+    "CorruptStoreError",
+    "DuplicateJobError",
+    "InvalidScheduleError",
+    "JobFailedError",
+    "JobManagerError",
+    "JobNotFoundError",
+    "JobReferenceError",
+    "OneOffAlreadyExecutedError",
+    "StoreError",
+]
+
+
+class JobManagerError(Exception):
+    """Base class of every error raised by jobmanager_nb."""
+
+
+class InvalidScheduleError(JobManagerError, ValueError):
+    """An ``at`` value that is not a schedule; the message starts with ``Invalid schedule format``."""
+
+
+class DuplicateJobError(JobManagerError, ValueError):
+    """A job with this name is still registered; remove it first or pass ``replace=True``."""
+
+
+class JobNotFoundError(JobManagerError, LookupError):
+    """No job (or one-off record) with this name exists."""
+
+    def __str__(self) -> str:  # LookupError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class OneOffAlreadyExecutedError(JobManagerError, ValueError):
+    """A one-off job that is queued, started or finished cannot be added again (only a failed one can)."""
+
+
+class JobReferenceError(JobManagerError, ValueError):
+    """A job that cannot be run as given: a missing file, an unimportable module, an unnamed lambda,
+    or data that cannot cross a process boundary."""
+
+
+class StoreError(JobManagerError):
+    """The one-off store could not be read or written."""
+
+
+class CorruptStoreError(StoreError, ValueError):
+    """The store file is not a jobmanager_nb store (corrupt or foreign); it was left untouched."""
+
+
+class JobFailedError(JobManagerError):
+    """A run failed. ``.run`` is the :class:`~jobmanager_nb.model.JobRun` describing it; for an inline
+    job the original exception is ``__cause__``."""
+
+    def __init__(self, message: str, run: JobRun | Any = None) -> None:
+        super().__init__(message)
+        self.run = run

@@ -1,0 +1,106 @@
+"""Events the manager publishes, and the bus that delivers them.
+
+Subscribers receive every :class:`Event` in the order it was published, never while the manager
+holds a lock, from whichever thread published it (the scheduler thread, the executor's I/O thread
+or the inline loop). A subscriber that raises is logged and otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = ["Event", "EventBus", "EventKind", "Subscriber"]
+
+log = logging.getLogger("jobmanager_nb")
+
+EventKind = Literal[
+    "added",
+    "removed",
+    "queued",
+    "started",
+    "finished",
+    "failed",
+    "skipped",
+    "output",
+    "progress",
+    "message",
+    "paused",
+    "resumed",
+    "scheduled",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to job ``name``.
+
+    ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``output`` →
+    ``{"stream", "text"}``; ``progress`` → ``{"fraction", "text"}``; ``failed`` → ``{"error"}``;
+    ``skipped`` → ``{"reason"}``; ``message`` → ``{"message"}``; ``scheduled`` → ``{"next_run"}``.
+    """
+
+    kind: EventKind
+    name: str
+    at: datetime
+    run_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """In-order delivery without a dedicated thread: the first publisher to find the bus idle
+    drains the queue; publishers arriving meanwhile only enqueue."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: deque[Event] = deque()
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._draining = False
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Deliver every later event to ``callback``; returns a function that unsubscribes it."""
+        with self._lock:
+            self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        """Queue ``event`` and deliver everything queued unless another thread is delivering."""
+        with self._lock:
+            if not self._subscribers:
+                return
+            self._pending.append(event)
+            if self._draining:
+                return
+            self._draining = True
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pending:
+                    self._draining = False
+                    return
+                event = self._pending.popleft()
+                subscribers = self._subscribers
+            for subscriber in subscribers:
+                try:
+                    subscriber(event)
+                except Exception:
+                    log.exception("jobmanager_nb: an event subscriber failed on %s %r", event.kind, event.name)

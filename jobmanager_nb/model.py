@@ -1,0 +1,102 @@
+"""Plain data the manager hands out: runs, job views and the run context.
+
+Everything here is a read-only snapshot (frozen dataclasses), safe to keep, compare and show;
+nothing in this module does work.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+__all__ = [
+    "JobInfo",
+    "JobKind",
+    "JobRun",
+    "JobStatus",
+    "RunContext",
+    "RunStatus",
+    "current_run",
+]
+
+JobKind = Literal["inline", "offloaded"]
+RunStatus = Literal["queued", "started", "finished", "failed"]
+JobStatus = Literal["scheduled", "queued", "started", "finished", "failed", "paused", "idle"]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a running job knows about itself: ``jobmanager_nb.current_run()`` inline,
+    ``worker.run`` offloaded. ``scheduled_for`` is the fire time the run covers (not when it
+    actually started), so a late or retried run knows which period it is for."""
+
+    name: str
+    run_id: str
+    attempt: int
+    scheduled_for: datetime | None
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One run of a job. ``error`` is text (with the traceback); ``output`` is the captured
+    stdout/stderr text; ``result`` is the job's return value."""
+
+    name: str
+    run_id: str
+    kind: JobKind
+    status: RunStatus
+    attempt: int = 1
+    scheduled_for: datetime | None = None
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: Any = None
+    error: str | None = None
+    output: str = ""
+    cancelled: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish, or None while not finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "finished"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A registered job as a dashboard sees it."""
+
+    name: str
+    kind: JobKind
+    one_off: bool
+    target: str
+    schedule: str
+    schedule_description: str
+    status: JobStatus
+    next_run: datetime | None
+    last_run: JobRun | None
+    current_run: JobRun | None
+    runs: int
+    failures: int
+    skipped: int
+    paused: bool
+    recurring: bool
+    progress: tuple[float, str | None] | None = None
+
+
+_current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "jobmanager_nb_current_run", default=None
+)
+
+
+def current_run() -> RunContext | None:
+    """The run of the inline job executing now in this context, or None outside a job."""
+    return _current.get()

@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CorruptStoreError",
     "DuplicateJobError",
+    "InvalidRecordError",
     "InvalidScheduleError",
+    "JobConfigError",
     "JobFailedError",
     "JobManagerError",
     "JobNotFoundError",
@@ -53,12 +55,21 @@ class JobReferenceError(JobManagerError, ValueError):
     or data that cannot cross a process boundary."""
 
 
+class JobConfigError(JobManagerError, ValueError):
+    """An option that does not fit the job (a timeout on a synchronous inline job, a missing name, ...)."""
+
+
 class StoreError(JobManagerError):
     """The one-off store could not be read or written."""
 
 
 class CorruptStoreError(StoreError, ValueError):
     """The store file is not a jobmanager_nb store (corrupt or foreign); it was left untouched."""
+
+
+class InvalidRecordError(StoreError, ValueError):
+    """The store refused a change to a one-off record (a status change its rules forbid, such as finishing
+    a job that never started, or a value that cannot be saved as JSON); nothing was written."""
 
 
 class JobFailedError(JobManagerError):

@@ -1,0 +1,1213 @@
+"""The :class:`JobManager`: registers jobs, keeps time, runs them inline or offloaded, and reports.
+
+Inline runs go through a FIFO queue on the *home loop* (the event loop that was running when the
+manager was made — in a notebook the kernel's — or a private loop thread). Offloaded runs go to an
+:class:`~jobmanager_nb.executors.base.Executor` (fresh worker processes by default). A single timer
+thread fires schedules on time whatever the caller is doing. One-off jobs drive the store's state
+machine. Everything that happens is published as an :class:`~jobmanager_nb.events.Event`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import os
+import sys
+import threading
+import traceback
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from jobmanager_nb import capture
+from jobmanager_nb.clock import Clock, SystemClock
+from jobmanager_nb.errors import (
+    DuplicateJobError,
+    JobConfigError,
+    JobFailedError,
+    JobManagerError,
+    JobNotFoundError,
+    OneOffAlreadyExecutedError,
+)
+from jobmanager_nb.events import Event, EventBus, EventKind, Subscriber
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+from jobmanager_nb.jobs import JobTarget, check_json_data, offload_target, resolve_target, takes_no_argument
+from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
+from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunContext, RunStatus, _current
+from jobmanager_nb.schedules import Schedule, describe_schedule, parse_schedule
+from jobmanager_nb.store import MemoryStore, OneOffRecord, OneOffStore, TinyDBStore, current_owner
+from jobmanager_nb.timers import TimerHandle, Timers
+
+__all__ = ["JobManager"]
+
+log = logging.getLogger("jobmanager_nb")
+
+ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
+MessageHandler = Callable[[dict[str, Any]], None]
+
+OUTPUT_LIMIT = 1_000_000
+"""Characters of captured output kept per run (the newest are kept)."""
+HISTORY_LIMIT = 1_000
+"""Finished runs kept for :meth:`JobManager.runs`, and unregistered jobs kept for the views."""
+
+_run_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class _Definition:
+    """How to run a job; replaced as a whole by ``add_job(..., replace=True)``."""
+
+    target: JobTarget
+    kind: JobKind
+    data: Any
+    data_json: str
+    offload: tuple[Literal["script", "reference", "pickled"], str | bytes] | None
+    timeout: float | None
+    retries: int
+    one_off: bool
+    schedule: Schedule | None
+    spec: Any
+    call_without_data: bool
+
+
+class _Run:
+    """Mutable state of one run; :meth:`snapshot` gives the public :class:`JobRun`."""
+
+    __slots__ = (
+        "attempt",
+        "callbacks",
+        "cancelled",
+        "definition",
+        "error",
+        "exc",
+        "finished_at",
+        "handle",
+        "job",
+        "output",
+        "output_size",
+        "queued_at",
+        "result",
+        "run_id",
+        "scheduled_for",
+        "settled",
+        "started_at",
+        "status",
+        "task",
+        "timed_out",
+        "timeout_timer",
+    )
+
+    def __init__(self, job: _Job, definition: _Definition, scheduled_for: datetime | None, now: datetime) -> None:
+        self.job = job
+        self.definition = definition
+        self.run_id = f"r{next(_run_ids)}"
+        self.status: RunStatus = "queued"
+        self.attempt = 1
+        self.scheduled_for = scheduled_for
+        self.queued_at = now
+        self.started_at: datetime | None = None
+        self.finished_at: datetime | None = None
+        self.result: Any = None
+        self.error: str | None = None
+        self.exc: BaseException | None = None
+        self.output: list[str] | None = None
+        self.output_size = 0
+        self.cancelled = False
+        self.timed_out = False
+        self.handle: RunHandle | None = None
+        self.task: asyncio.Future[Any] | None = None
+        self.timeout_timer: TimerHandle | None = None
+        self.callbacks: list[Callable[[_Run], None]] | None = None
+        self.settled = False
+
+    def snapshot(self) -> JobRun:
+        return JobRun(
+            name=self.job.name,
+            run_id=self.run_id,
+            kind=self.definition.kind,
+            status=self.status,
+            attempt=self.attempt,
+            scheduled_for=self.scheduled_for,
+            queued_at=self.queued_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            result=self.result,
+            error=self.error,
+            output="".join(self.output) if self.output else "",
+            cancelled=self.cancelled,
+        )
+
+    def add_output(self, text: str) -> None:
+        if self.output is None:
+            self.output = []
+        self.output.append(text)
+        self.output_size += len(text)
+        while self.output_size > OUTPUT_LIMIT and len(self.output) > 1:
+            self.output_size -= len(self.output.pop(0))
+
+
+class _Job:
+    """A registered (or recently finished) job and its counters."""
+
+    __slots__ = (
+        "active",
+        "definition",
+        "failures",
+        "last_run",
+        "name",
+        "next_run",
+        "paused",
+        "paused_at",
+        "progress",
+        "registered",
+        "runs",
+        "skipped",
+        "timer",
+    )
+
+    def __init__(self, name: str, definition: _Definition) -> None:
+        self.name = name
+        self.definition = definition
+        self.registered = True
+        self.paused = False
+        self.paused_at: datetime | None = None
+        self.timer: TimerHandle | None = None
+        self.next_run: datetime | None = None
+        self.active: list[_Run] = []
+        self.last_run: _Run | None = None
+        self.runs = 0
+        self.failures = 0
+        self.skipped = 0
+        self.progress: tuple[float, str | None] | None = None
+
+    @property
+    def recurring(self) -> bool:
+        schedule = self.definition.schedule
+        return schedule is not None and schedule.is_recurring
+
+
+class JobManager:
+    """Registers and runs jobs: inline (in this process, FIFO) or offloaded (fresh worker processes).
+
+    ``store`` keeps one-off job records: a path to a TinyDB JSON file, a store object, or None for
+    memory only. ``error_handler(error, meta)`` hears of every failed run (``meta["name"]``);
+    ``worker_message_handler({"name", "message"})`` of every message a worker posts. Use it as a
+    context manager, or call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | OneOffStore | None = None,
+        *,
+        error_handler: ErrorHandler | None = None,
+        worker_message_handler: MessageHandler | None = None,
+        inline_concurrency: int = 3,
+        clock: Clock | None = None,
+        executor: Executor | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        tz: Any = None,
+        retry_backoff: float = 1.0,
+        kill_grace: float = 5.0,
+        capture_inline_output: bool = True,
+    ) -> None:
+        if inline_concurrency < 1:
+            raise ValueError("inline_concurrency must be at least 1")
+        self._clock: Clock = clock or SystemClock()
+        self._tz = tz
+        self._error_handler = error_handler
+        self._message_handler = worker_message_handler
+        self._concurrency = inline_concurrency
+        self._retry_backoff = retry_backoff
+        self._kill_grace = kill_grace
+        self._capture = capture_inline_output
+        self._capture_installed = False
+
+        self._lock = threading.RLock()
+        self._bus = EventBus()
+        self._jobs: dict[str, _Job] = {}
+        self._history: deque[_Run] = deque(maxlen=HISTORY_LIMIT)
+        self._next_waiters: dict[str, list[Callable[[_Run], None]]] = {}
+        self._idle_waiters: list[Callable[[], None]] = []
+        self._active_count = 0
+        self._closing = False
+        self._closed = False
+
+        self._owns_store = not (store is not None and not isinstance(store, (str, os.PathLike)))
+        if store is None:
+            self._store: OneOffStore = MemoryStore()
+        elif isinstance(store, (str, os.PathLike)):
+            self._store = TinyDBStore(Path(store))
+        else:
+            self._store = store
+        self._owner = current_owner()
+        self.reconciled: list[OneOffRecord] = list(getattr(self._store, "reconciled", []) or [])
+
+        self._loop_thread: LoopThread | None = None
+        if loop is None:
+            loop = running_loop()
+        if loop is None:
+            self._loop_thread = LoopThread()
+            loop = self._loop_thread.loop
+        self._loop: asyncio.AbstractEventLoop = loop
+        self._inline_pending: deque[_Run] = deque()
+        self._inline_active = 0
+        self._pump_scheduled = False
+
+        self._executor = executor
+        self._timers = Timers(self._clock)
+
+    # ------------------------------------------------------------------ registration
+
+    def add_job(
+        self,
+        job: Any,
+        *,
+        name: str | None = None,
+        at: Any = None,
+        data: Any = None,
+        offloaded: bool = True,
+        timeout: float | None = None,
+        replace: bool = False,
+        retries: int = 0,
+    ) -> JobInfo:
+        """Register ``job`` to run now (``at=None``), at a datetime, every N seconds, or on a cron or
+        text schedule. Returns a view of the registered job (``.name`` among others)."""
+        definition, name = self._define(job, name, at, data, offloaded, timeout, retries, one_off=False)
+        return self._register(name, definition, replace=replace)
+
+    def add_one_off_job(
+        self,
+        job: Any,
+        *,
+        name: str | None = None,
+        data: Any = None,
+        offloaded: bool = True,
+        timeout: float | None = None,
+        retries: int = 0,
+    ) -> JobInfo:
+        """Run ``job`` once, ever: its state is kept in the store under ``name``. Only a failed one-off
+        can be added again (a rerun); otherwise :class:`OneOffAlreadyExecutedError` is raised."""
+        if not name:
+            raise JobConfigError("The name parameter is required for a one off job.")
+        definition, name = self._define(job, name, None, data, offloaded, timeout, retries, one_off=True)
+        self._check_open()
+        with self._lock:
+            existing = self._jobs.get(name)
+            if existing is not None and existing.registered and existing.active:
+                raise OneOffAlreadyExecutedError(
+                    f'A "{name}" one off job has already been executed. It is running now; wait for it with '
+                    f'wait("{name}").'
+                )
+        self._store.claim(name, self._owner, meta={"kind": definition.kind, "target": definition.target.label})
+        return self._register(name, definition, replace=True)
+
+    def rerun(self, name: str) -> JobInfo:
+        """Run a failed one-off job again, with the definition it was added with in this session."""
+        with self._lock:
+            job = self._jobs.get(name)
+        if job is None or not job.definition.one_off:
+            record = self._store.get(name)
+            hint = (
+                " Its record is in the store, but this session does not know its code: run the cell or code "
+                "that adds it again."
+                if record is not None
+                else ""
+            )
+            raise JobNotFoundError(f'No one-off job "{name}" is known to this manager.{hint}')
+        d = job.definition
+        return self.add_one_off_job(
+            d.target.func if d.target.type == "callable" else (d.target.path or d.target.reference),
+            name=name,
+            data=d.data,
+            offloaded=d.kind == "offloaded",
+            timeout=d.timeout,
+            retries=d.retries,
+        )
+
+    def _define(
+        self,
+        job: Any,
+        name: str | None,
+        at: Any,
+        data: Any,
+        offloaded: bool,
+        timeout: float | None,
+        retries: int,
+        *,
+        one_off: bool,
+    ) -> tuple[_Definition, str]:
+        target = resolve_target(job, name, offloaded=offloaded)
+        name = name or target.default_name
+        if not name:
+            raise JobConfigError("The job needs a name: pass name=...")
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, not {type(name).__name__}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise JobConfigError(f'Job "{name}": timeout must be a positive number of seconds, not {timeout!r}.')
+        if not isinstance(retries, int) or retries < 0:
+            raise JobConfigError(f'Job "{name}": retries must be a whole number >= 0, not {retries!r}.')
+        schedule = None if at is None else parse_schedule(at, self._tz, now=self._clock.now())
+        call_without_data = False
+        if target.type == "callable" and target.func is not None and takes_no_argument(target.func):
+            if data is not None:
+                raise JobConfigError(
+                    f'Job "{name}": data was given but the function takes no argument. Add a parameter '
+                    "(def job(data): ...) or drop data=."
+                )
+            call_without_data = True
+        if offloaded:
+            data_json = check_json_data(data, name)
+            offload = offload_target(target, name)
+        else:
+            data_json = "null"
+            offload = None
+            if timeout is not None and target.type != "callable":
+                raise JobConfigError(
+                    f'Job "{name}": timeout= cannot stop an inline script; offload it (offloaded=True) instead.'
+                )
+            if timeout is not None and target.func is not None and not inspect.iscoroutinefunction(target.func):
+                raise JobConfigError(
+                    f'Job "{name}": timeout= cannot stop a synchronous inline function (Python cannot interrupt '
+                    "it safely). Make it async, or offload it with offloaded=True."
+                )
+        definition = _Definition(
+            target=target,
+            kind="offloaded" if offloaded else "inline",
+            data=data,
+            data_json=data_json,
+            offload=offload,
+            timeout=float(timeout) if timeout is not None else None,
+            retries=retries,
+            one_off=one_off,
+            schedule=schedule,
+            spec=at,
+            call_without_data=call_without_data,
+        )
+        return definition, name
+
+    def _register(self, name: str, definition: _Definition, *, replace: bool) -> JobInfo:
+        self._check_open()
+        now = self._clock.now()
+        events: list[Event] = []
+        to_dispatch: _Run | None = None
+        with self._lock:
+            job = self._jobs.get(name)
+            queue_push = definition.kind == "inline" and definition.schedule is None and not definition.one_off
+            if job is not None and job.registered and not replace:
+                busy = job.active or job.timer is not None
+                if busy and not (queue_push and job.definition.kind == "inline" and job.definition.schedule is None):
+                    raise DuplicateJobError(
+                        f'A job named "{name}" is already registered. Remove it first with remove_job("{name}"), '
+                        "pass replace=True to replace it, or choose another name."
+                    )
+            if job is None:
+                job = _Job(name, definition)
+                self._jobs[name] = job
+                self._trim_jobs()
+            else:
+                if job.timer is not None:
+                    job.timer.cancel()
+                    job.timer = None
+                job.definition = definition
+                job.registered = True
+                job.paused = False
+                job.next_run = None
+            if self._bus.has_subscribers:
+                events.append(Event("added", name, now))
+            schedule = definition.schedule
+            if schedule is None:
+                to_dispatch = self._new_run(job, None, now)
+            else:
+                first = schedule.next_after(now)
+                if first is None:
+                    job.registered = False
+                    job.skipped += 1
+                    reason = f"the date {schedule.spec} is in the past, so the job will not run"
+                    warnings.warn(f'Job "{name}": {reason}.', stacklevel=3)
+                    events.append(Event("skipped", name, now, data={"reason": reason}))
+                else:
+                    self._arm(job, first)
+                    events.append(Event("scheduled", name, now, data={"next_run": first}))
+            info = self._info(job)
+        self._publish(events)
+        if to_dispatch is not None:
+            self._dispatch(to_dispatch)
+        return info
+
+    def _trim_jobs(self) -> None:
+        if len(self._jobs) <= 2 * HISTORY_LIMIT:
+            return
+        stale = [n for n, j in self._jobs.items() if not j.registered and not j.active]
+        for n in stale[: len(self._jobs) - HISTORY_LIMIT]:
+            del self._jobs[n]
+
+    # ------------------------------------------------------------------ time
+
+    def _arm(self, job: _Job, when: datetime) -> None:
+        job.next_run = when
+        job.timer = self._timers.call_at(when, lambda: self._on_due(job, when))
+
+    def _on_due(self, job: _Job, due: datetime) -> None:
+        now = self._clock.now()
+        events: list[Event] = []
+        to_dispatch: _Run | None = None
+        with self._lock:
+            if self._closing or not job.registered or job.paused or job.next_run != due:
+                return
+            job.timer = None
+            if job.active:
+                job.skipped += 1
+                events.append(
+                    Event(
+                        "skipped",
+                        job.name,
+                        now,
+                        data={"reason": f"the run for {due.isoformat()} was skipped: the previous run is still going"},
+                    )
+                )
+            else:
+                to_dispatch = self._new_run(job, due, now)
+            schedule = job.definition.schedule
+            nxt = schedule.next_after(max(now, due)) if schedule is not None else None
+            if nxt is not None:
+                self._arm(job, nxt)
+                events.append(Event("scheduled", job.name, now, data={"next_run": nxt}))
+            else:
+                job.next_run = None
+                if not job.active and to_dispatch is None:
+                    job.registered = False
+        self._publish(events)
+        if to_dispatch is not None:
+            self._dispatch(to_dispatch)
+
+    # ------------------------------------------------------------------ running
+
+    def _new_run(self, job: _Job, scheduled_for: datetime | None, now: datetime) -> _Run:
+        run = _Run(job, job.definition, scheduled_for, now)
+        job.active.append(run)
+        self._active_count += 1
+        return run
+
+    def _dispatch(self, run: _Run) -> None:
+        if self._bus.has_subscribers:
+            self._bus.publish(Event("queued", run.job.name, self._clock.now(), run.run_id))
+        if run.definition.kind == "inline":
+            self._push_inline(run)
+        else:
+            self._submit_offloaded(run)
+
+    # inline ---------------------------------------------------------------
+
+    def _push_inline(self, run: _Run) -> None:
+        with self._lock:
+            self._inline_pending.append(run)
+            if self._pump_scheduled:
+                return
+            self._pump_scheduled = True
+        if running_loop() is self._loop:
+            self._loop.call_soon(self._pump)
+        else:
+            try:
+                self._loop.call_soon_threadsafe(self._pump)
+            except RuntimeError:  # loop closed: the manager is gone
+                with self._lock:
+                    self._pump_scheduled = False
+                self._finish(run, error="the job manager's event loop is closed", cancelled=True)
+
+    def _pump(self) -> None:
+        deadline = self._loop.time() + 0.02
+        while True:
+            with self._lock:
+                if self._inline_active >= self._concurrency or not self._inline_pending:
+                    self._pump_scheduled = False
+                    return
+                run = self._inline_pending.popleft()
+                if run.settled or run.status != "queued":
+                    continue
+                self._inline_active += 1
+                started = self._mark_started(run)
+            self._publish(started)
+            self._execute_inline(run)
+            if self._loop.time() > deadline:
+                self._loop.call_soon(self._pump)  # let the loop breathe (cells, widget clicks)
+                return
+
+    def _mark_started(self, run: _Run) -> list[Event]:
+        run.status = "started"
+        run.started_at = now = self._clock.now()
+        if run.definition.one_off:
+            self._store_call(run, "started")
+        if self._bus.has_subscribers:
+            return [Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt})]
+        return []
+
+    def _execute_inline(self, run: _Run) -> None:
+        d = run.definition
+        context_token = _current.set(RunContext(run.job.name, run.run_id, run.attempt, run.scheduled_for, d.data))
+        sink_token = None
+        if self._capture:
+            if not self._capture_installed:
+                capture.install()
+                self._capture_installed = True
+            sink_token = capture.active_sink.set(lambda stream, text: self._on_inline_output(run, stream, text))
+        try:
+            if d.call_without_data:
+                assert d.target.func is not None
+                result = d.target.func()
+            else:
+                result = d.target.call_inline(d.data)
+            if inspect.isawaitable(result):
+                awaitable = result if d.timeout is None else asyncio.wait_for(result, d.timeout)
+                run.task = asyncio.ensure_future(self._await_inline(run, awaitable), loop=self._loop)
+                return
+        except Exception as exc:
+            self._inline_done(run, exc=exc)
+        except KeyboardInterrupt as exc:
+            self._inline_done(run, exc=exc)
+            raise
+        else:
+            self._inline_done(run, result=result)
+        finally:
+            if sink_token is not None:
+                capture.active_sink.reset(sink_token)
+            _current.reset(context_token)
+
+    async def _await_inline(self, run: _Run, awaitable: Any) -> None:
+        try:
+            result = await awaitable
+        except asyncio.CancelledError as exc:
+            self._inline_done(run, exc=exc, cancelled=True)
+        except (asyncio.TimeoutError, TimeoutError) as exc:
+            run.timed_out = run.definition.timeout is not None
+            self._inline_done(run, exc=exc)
+        except Exception as exc:
+            self._inline_done(run, exc=exc)
+        else:
+            self._inline_done(run, result=result)
+        finally:
+            self._pump()
+
+    def _inline_done(
+        self, run: _Run, *, result: Any = None, exc: BaseException | None = None, cancelled: bool = False
+    ) -> None:
+        with self._lock:
+            self._inline_active -= 1
+        if exc is None:
+            self._finish(run, result=result)
+            return
+        if cancelled:
+            error = "cancelled"
+        elif run.timed_out:
+            error = f"timed out after {run.definition.timeout:g} s"
+        else:
+            error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self._finish(run, error=error, exc=exc, cancelled=cancelled)
+
+    def _on_inline_output(self, run: _Run, stream: str, text: str) -> None:
+        run.add_output(text)
+        if self._bus.has_subscribers:
+            self._bus.publish(
+                Event("output", run.job.name, self._clock.now(), run.run_id, {"stream": stream, "text": text})
+            )
+
+    # offloaded ------------------------------------------------------------
+
+    def _get_executor(self) -> Executor:
+        with self._lock:
+            if self._executor is None:
+                from jobmanager_nb.executors.local import ProcessExecutor
+
+                self._executor = ProcessExecutor()
+            return self._executor
+
+    def _submit_offloaded(self, run: _Run) -> None:
+        d = run.definition
+        assert d.offload is not None
+        kind, target = d.offload
+        task = OffloadedTask(
+            run_id=run.run_id,
+            name=run.job.name,
+            target_kind=kind,
+            target=target,
+            data_json=d.data_json,
+            run_info={
+                "name": run.job.name,
+                "run_id": run.run_id,
+                "attempt": run.attempt,
+                "scheduled_for": run.scheduled_for.isoformat() if run.scheduled_for else None,
+            },
+            cwd=os.getcwd(),
+            sys_path=tuple(p for p in sys.path if isinstance(p, str)),
+        )
+        try:
+            run.handle = self._get_executor().submit(task, lambda event: self._on_worker_event(run, event))
+        except Exception as exc:
+            self._finish(run, error=f"could not start a worker: {type(exc).__name__}: {exc}", exc=exc)
+
+    def _on_worker_event(self, run: _Run, event: WorkerEvent) -> None:
+        kind = event.kind
+        name = run.job.name
+        if kind == "started":
+            with self._lock:
+                if run.settled:
+                    return
+                events = self._mark_started(run)
+                timeout = run.definition.timeout
+                if timeout is not None:
+                    deadline = run.started_at + timedelta(seconds=timeout)  # type: ignore[operator]
+                    run.timeout_timer = self._timers.call_at(deadline, lambda: self._on_timeout(run))
+            self._publish(events)
+        elif kind == "output":
+            stream, text = event.payload
+            run.add_output(text)
+            if self._bus.has_subscribers:
+                self._bus.publish(Event("output", name, self._clock.now(), run.run_id, {"stream": stream, "text": text}))
+        elif kind == "progress":
+            fraction, text = event.payload
+            run.job.progress = (fraction, text)
+            if self._bus.has_subscribers:
+                self._bus.publish(
+                    Event("progress", name, self._clock.now(), run.run_id, {"fraction": fraction, "text": text})
+                )
+        elif kind == "message":
+            if self._message_handler is not None:
+                try:
+                    self._message_handler({"name": name, "message": event.payload})
+                except Exception:
+                    log.exception("jobmanager_nb: worker_message_handler failed for job %r", name)
+            if self._bus.has_subscribers:
+                self._bus.publish(Event("message", name, self._clock.now(), run.run_id, {"message": event.payload}))
+        elif kind == "exited":
+            outcome = event.outcome or RunOutcome("failed", error="the worker ended without reporting")
+            if run.timeout_timer is not None:
+                run.timeout_timer.cancel()
+            if outcome.status == "finished":
+                self._finish(run, result=outcome.result)
+            else:
+                error = outcome.error or "failed"
+                if run.timed_out:
+                    error = f"timed out after {run.definition.timeout:g} s ({error})"
+                self._finish(run, error=error, cancelled=outcome.cancelled and not run.timed_out)
+
+    def _on_timeout(self, run: _Run) -> None:
+        if run.settled or run.handle is None:
+            return
+        run.timed_out = True
+        run.handle.cancel(grace=self._kill_grace)
+
+    # settling -------------------------------------------------------------
+
+    def _finish(
+        self,
+        run: _Run,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        exc: BaseException | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        job = run.job
+        events: list[Event] = []
+        with self._lock:
+            if run.settled:
+                return
+            now = self._clock.now()
+            if error is not None and not cancelled and run.attempt <= run.definition.retries and not self._closing:
+                delay = self._retry_backoff * (2 ** (run.attempt - 1))
+                run.attempt += 1
+                run.status = "queued"
+                run.error = error
+                run.handle = None
+                events.append(
+                    Event("failed", job.name, now, run.run_id, {"error": error, "retrying": True, "retry_in": delay})
+                )
+                self._timers.call_at(now + timedelta(seconds=delay), lambda: self._dispatch(run))
+                retry = True
+            else:
+                retry = False
+                run.finished_at = now
+                run.result = result
+                run.error = error
+                run.exc = exc
+                run.cancelled = cancelled
+                run.status = "failed" if error is not None else "finished"
+                if run in job.active:
+                    job.active.remove(run)
+                job.last_run = run
+                job.runs += 1
+                job.progress = None
+                if error is not None:
+                    job.failures += 1
+                if job.registered and not job.active and job.timer is None and not job.paused:
+                    job.registered = False
+                self._history.append(run)
+                if self._bus.has_subscribers or error is not None:
+                    data: dict[str, Any] = {"error": error} if error is not None else {}
+                    events.append(Event("failed" if error is not None else "finished", job.name, now, run.run_id, data))
+        if retry:
+            self._publish(events)
+            return
+        if run.definition.one_off:
+            self._store_call(run, "failed" if error is not None else "finished")
+        if error is not None and self._error_handler is not None:
+            self._report_error(run)
+        with self._lock:
+            run.settled = True
+            callbacks = run.callbacks or []
+            run.callbacks = None
+            callbacks += self._next_waiters.pop(job.name, [])
+            self._active_count -= 1
+            idle = self._idle_waiters if self._active_count == 0 else []
+            if idle:
+                self._idle_waiters = []
+        self._publish(events)
+        for callback in callbacks:
+            callback(run)
+        for waiter in idle:
+            waiter()
+
+    def _report_error(self, run: _Run) -> None:
+        assert self._error_handler is not None
+        error: BaseException
+        if run.exc is not None and not isinstance(run.exc, asyncio.CancelledError):
+            error = run.exc
+        else:
+            error = JobFailedError(f'Job "{run.job.name}" failed: {run.error}', run.snapshot())
+        meta = {"name": run.job.name, "run_id": run.run_id, "attempt": run.attempt, "kind": run.definition.kind}
+        try:
+            self._error_handler(error, meta)
+        except Exception:
+            log.exception("jobmanager_nb: error_handler failed for job %r", run.job.name)
+
+    def _store_call(self, run: _Run, what: str) -> None:
+        name = run.job.name
+        try:
+            if what == "started":
+                self._store.mark_started(name, self._owner)
+            elif what == "finished":
+                self._store.mark_finished(name)
+            else:
+                self._store.mark_failed(name, run.error or "failed")
+        except Exception:
+            log.exception("jobmanager_nb: could not record one-off job %r as %s", name, what)
+
+    def _publish(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._bus.publish(event)
+
+    # ------------------------------------------------------------------ control
+
+    def remove_job(self, name: str) -> None:
+        """Unregister ``name``: its schedule stops, queued runs are dropped, a running run is cancelled."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is None:
+                raise JobNotFoundError(f'No job named "{name}". Known jobs: {", ".join(sorted(self._jobs)) or "none"}.')
+            del self._jobs[name]
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
+            job.registered = False
+            job.next_run = None
+            active = list(job.active)
+        for run in active:
+            self._cancel_run(run)
+        self._publish([Event("removed", name, self._clock.now())])
+
+    def cancel(self, name: str) -> bool:
+        """Cancel the queued or running runs of ``name`` (the job stays registered); True if any were."""
+        with self._lock:
+            job = self._require(name)
+            active = list(job.active)
+        for run in active:
+            self._cancel_run(run)
+        return bool(active)
+
+    def _cancel_run(self, run: _Run) -> None:
+        if run.status == "queued":
+            self._finish(run, error="cancelled before it started", cancelled=True)
+        elif run.handle is not None:
+            run.handle.cancel(grace=self._kill_grace)
+        elif run.task is not None:
+            task = run.task
+            self._loop.call_soon_threadsafe(task.cancel)
+
+    def run_now(self, name: str) -> JobRun | None:
+        """Start a run of ``name`` now, outside its schedule. Returns the new run, or None (and a
+        ``skipped`` event) when a run of it is still going."""
+        self._check_open()
+        with self._lock:
+            job = self._require(name)
+            busy = bool(job.active)
+        if job.definition.one_off and not busy:
+            d = job.definition
+            self._store.claim(name, self._owner, meta={"kind": d.kind, "target": d.target.label})
+        now = self._clock.now()
+        with self._lock:
+            if job.active:
+                skip = Event("skipped", name, now, data={"reason": "run now: a run is still going"})
+                run = None
+            else:
+                skip = None
+                run = self._new_run(job, now, now)
+                if not job.recurring and job.timer is None:
+                    job.registered = True
+        if run is None:
+            assert skip is not None
+            with self._lock:
+                job.skipped += 1
+            self._publish([skip])
+            return None
+        self._dispatch(run)
+        return run.snapshot()
+
+    def pause(self, name: str) -> None:
+        """Stop firing ``name``'s schedule until :meth:`resume` (a running run is not interrupted)."""
+        with self._lock:
+            job = self._require(name)
+            if job.definition.schedule is None:
+                raise JobConfigError(f'Job "{name}" has no schedule to pause.')
+            if job.paused:
+                return
+            job.paused = True
+            job.paused_at = self._clock.now()
+            if job.timer is not None:
+                job.timer.cancel()
+                job.timer = None
+        self._publish([Event("paused", name, self._clock.now())])
+
+    def resume(self, name: str) -> None:
+        """Fire ``name``'s schedule again. A tick missed while paused runs once, now."""
+        now = self._clock.now()
+        to_dispatch: _Run | None = None
+        with self._lock:
+            job = self._require(name)
+            if not job.paused:
+                return
+            job.paused = False
+            schedule = job.definition.schedule
+            assert schedule is not None
+            missed = schedule.next_after(job.paused_at) if job.paused_at is not None else None
+            if missed is not None and missed <= now and not job.active:
+                to_dispatch = self._new_run(job, missed, now)
+            nxt = schedule.next_after(now)
+            if nxt is not None:
+                self._arm(job, nxt)
+            job.registered = nxt is not None or to_dispatch is not None or bool(job.active)
+        self._publish([Event("resumed", name, now)])
+        if to_dispatch is not None:
+            self._dispatch(to_dispatch)
+
+    def post_message(self, name: str, message: Any) -> None:
+        """Send ``message`` to the running worker of offloaded job ``name``."""
+        with self._lock:
+            job = self._require(name)
+            handles = [r.handle for r in job.active if r.handle is not None and r.status == "started"]
+        if not handles:
+            raise JobNotFoundError(f'Job "{name}" has no running worker to send a message to.')
+        for handle in handles:
+            handle.post_message(message)
+
+    def _require(self, name: str) -> _Job:
+        job = self._jobs.get(name)
+        if job is None:
+            known = ", ".join(sorted(self._jobs)) or "none"
+            raise JobNotFoundError(f'No job named "{name}". Known jobs: {known}.')
+        return job
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise JobManagerError("This job manager is shut down; create a new JobManager to add jobs.")
+
+    # ------------------------------------------------------------------ views
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive every :class:`Event` from now on, in order; returns an unsubscribe function."""
+        return self._bus.subscribe(callback)
+
+    @property
+    def jobs(self) -> list[JobInfo]:
+        """A snapshot of every known job (registered ones and recently finished ones)."""
+        with self._lock:
+            return [self._info(job) for job in self._jobs.values()]
+
+    def job(self, name: str) -> JobInfo:
+        """A snapshot of job ``name``."""
+        with self._lock:
+            return self._info(self._require(name))
+
+    def runs(self, name: str | None = None, limit: int = 100) -> list[JobRun]:
+        """The most recent finished runs (newest last), optionally of one job."""
+        with self._lock:
+            picked = [r for r in self._history if name is None or r.job.name == name]
+            return [r.snapshot() for r in picked[-limit:]]
+
+    def one_off_records(self) -> list[OneOffRecord]:
+        """Every one-off record in the store."""
+        return self._store.records()
+
+    @property
+    def store(self) -> OneOffStore:
+        return self._store
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    def _info(self, job: _Job) -> JobInfo:
+        d = job.definition
+        current = job.active[-1] if job.active else None
+        status: JobStatus
+        if job.paused:
+            status = "paused"
+        elif current is not None:
+            status = "started" if any(r.status == "started" for r in job.active) else "queued"
+        elif job.next_run is not None:
+            status = "scheduled"
+        elif job.last_run is not None:
+            status = job.last_run.status  # type: ignore[assignment]
+        else:
+            status = "idle"
+        spec = d.spec
+        return JobInfo(
+            name=job.name,
+            kind=d.kind,
+            one_off=d.one_off,
+            target=d.target.label,
+            schedule="" if spec is None else str(spec),
+            schedule_description=d.schedule.describe() if d.schedule is not None else "once, now",
+            status=status,
+            next_run=job.next_run,
+            last_run=job.last_run.snapshot() if job.last_run is not None else None,
+            current_run=current.snapshot() if current is not None else None,
+            runs=job.runs,
+            failures=job.failures,
+            skipped=job.skipped,
+            paused=job.paused,
+            recurring=job.recurring,
+            progress=job.progress,
+        )
+
+    def has_executed_successfully(self, name: str) -> bool:
+        """True when a one-off record for ``name`` exists and has not failed."""
+        record = self._store.get(name)
+        return record is not None and record.status != "failed"
+
+    def describe(self, at: Any) -> str:
+        """One line of English for a schedule."""
+        return describe_schedule(at, self._tz)
+
+    # ------------------------------------------------------------------ waiting
+
+    def _when_settled(self, name: str, callback: Callable[[_Run], None]) -> None:
+        """Call ``callback(run)`` when the run of ``name`` that is queued or running now ends; if none
+        is, at once with the last ended run; if there was none, when the next run of ``name`` ends."""
+        with self._lock:
+            job = self._jobs.get(name)
+            if job is not None and job.active:
+                run = job.active[-1]
+                if run.callbacks is None:
+                    run.callbacks = []
+                run.callbacks.append(callback)
+                return
+            last = job.last_run if job is not None else None
+            if last is None:
+                self._next_waiters.setdefault(name, []).append(callback)
+                return
+        callback(last)
+
+    @staticmethod
+    def _outcome(run: _Run) -> JobRun:
+        snapshot = run.snapshot()
+        if run.status == "failed":
+            first_line = (run.error or "failed").strip().splitlines()[-1] if run.error else "failed"
+            raise JobFailedError(f'Job "{run.job.name}" failed: {first_line}', snapshot) from run.exc
+        return snapshot
+
+    async def await_completion(self, name: str, timeout: float | None = None) -> JobRun:
+        """Wait for the run of ``name`` (see :meth:`wait`)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_Run] = loop.create_future()
+
+        def settle(run: _Run) -> None:
+            loop.call_soon_threadsafe(_resolve, future, run)
+
+        self._when_settled(name, settle)
+        try:
+            run = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f'Job "{name}" did not complete within {timeout} s.') from None
+        return self._outcome(run)
+
+    def wait(self, name: str, timeout: float | None = None) -> JobRun:
+        """Block until the run of ``name`` that is queued or running now ends (or, if none is, return
+        the last one that ended; if there was none, wait for the next). Returns the :class:`JobRun`;
+        raises :class:`JobFailedError` if it failed and :class:`TimeoutError` when time runs out."""
+        if running_loop() is self._loop:
+            return run_blocking(self._loop, self.await_completion(name, timeout))
+        done = threading.Event()
+        box: list[_Run] = []
+
+        def settle(run: _Run) -> None:
+            box.append(run)
+            done.set()
+
+        self._when_settled(name, settle)
+        if not done.wait(timeout):
+            raise TimeoutError(f'Job "{name}" did not complete within {timeout} s.')
+        return self._outcome(box[0])
+
+    async def await_one_off_completion(self, name: str, timeout: float | None = None) -> OneOffRecord:
+        """Wait until one-off ``name``'s stored record is finished (returned) or failed (raises)."""
+        record = self._store.get(name)
+        if record is None:
+            raise JobNotFoundError(f'No one-off job "{name}" is in the store. Add it with add_one_off_job first.')
+        if record.status in ("queued", "started"):
+            with self._lock:
+                ours = name in self._jobs and bool(self._jobs[name].active)
+            if ours:
+                try:
+                    await self.await_completion(name, timeout)
+                except JobFailedError:
+                    pass
+            else:
+                await self._poll_record(name, timeout)
+            record = self._store.get(name)
+            assert record is not None
+        if record.status == "failed":
+            raise JobFailedError(f'One-off job "{name}" failed: {record.error}', record)
+        return record
+
+    async def _poll_record(self, name: str, timeout: float | None) -> None:
+        # The record belongs to another process sharing the store file: nothing tells us when it
+        # changes, so look every half second.
+        async def poll() -> None:
+            while True:
+                record = self._store.get(name)
+                if record is None or record.status not in ("queued", "started"):
+                    return
+                await asyncio.sleep(0.5)
+
+        try:
+            await asyncio.wait_for(poll(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f'One-off job "{name}" did not complete within {timeout} s.') from None
+
+    def wait_one_off(self, name: str, timeout: float | None = None) -> OneOffRecord:
+        """Blocking twin of :meth:`await_one_off_completion`."""
+        return self._block(self.await_one_off_completion(name, timeout))
+
+    async def all_settled(self, timeout: float | None = None) -> None:
+        """Wait until no run is queued or running (failures do not raise)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._when_idle(lambda: loop.call_soon_threadsafe(_resolve, future, None))
+        try:
+            await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"Jobs were still running after {timeout} s: {self._active_names()}.") from None
+
+    def wait_all(self, timeout: float | None = None) -> None:
+        """Blocking twin of :meth:`all_settled`."""
+        if running_loop() is self._loop:
+            run_blocking(self._loop, self.all_settled(timeout))
+            return
+        done = threading.Event()
+        self._when_idle(done.set)
+        if not done.wait(timeout):
+            raise TimeoutError(f"Jobs were still running after {timeout} s: {self._active_names()}.")
+
+    def _when_idle(self, callback: Callable[[], None]) -> None:
+        with self._lock:
+            if self._active_count > 0:
+                self._idle_waiters.append(callback)
+                return
+        callback()
+
+    def _active_names(self) -> str:
+        with self._lock:
+            return ", ".join(sorted(n for n, j in self._jobs.items() if j.active)) or "none"
+
+    def _block(self, coro: Any) -> Any:
+        return run_blocking(self._loop, coro)
+
+    # ------------------------------------------------------------------ shutdown
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        """Stop every schedule, cancel running workers and wait for them and for the inline queue.
+        Workers still running after ``timeout`` seconds are killed and :class:`TimeoutError` is raised."""
+        await asyncio.get_running_loop().run_in_executor(None, self._shutdown_sync, timeout)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Blocking twin of :meth:`shutdown`."""
+        if running_loop() is self._loop:
+            run_blocking(self._loop, self.shutdown(timeout))
+        else:
+            self._shutdown_sync(timeout)
+
+    def _shutdown_sync(self, timeout: float | None) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closing = True
+            for job in self._jobs.values():
+                if job.timer is not None:
+                    job.timer.cancel()
+                    job.timer = None
+                job.next_run = None
+            handles = [r.handle for j in self._jobs.values() for r in j.active if r.handle is not None]
+        grace = self._kill_grace if timeout is None else timeout
+        for handle in handles:
+            handle.cancel(grace=grace)
+        done = threading.Event()
+        self._when_idle(done.set)
+        timed_out = not done.wait(None if timeout is None else timeout + 1.0)
+        if self._executor is not None:
+            self._executor.shutdown(timeout=0 if timed_out else 1.0)
+        self._timers.stop()
+        with self._lock:
+            self._closed = True
+        if self._capture_installed:
+            capture.uninstall()
+            self._capture_installed = False
+        if self._owns_store:
+            close = getattr(self._store, "close", None)
+            if callable(close):
+                close()
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
+        if timed_out:
+            raise TimeoutError(f"Jobs still running after {timeout} s were killed: {self._active_names()}.")
+
+    def __enter__(self) -> JobManager:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> JobManager:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            registered = sum(1 for j in self._jobs.values() if j.registered)
+            return f"<JobManager {registered} jobs registered, {self._active_count} active>"
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)

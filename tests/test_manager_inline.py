@@ -1,0 +1,439 @@
+"""JobManager with inline jobs: Ghost's inline cases (ghost-semantics §4) and the fixed behaviours."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pytest
+
+from jobmanager_nb import (
+    DuplicateJobError,
+    FakeClock,
+    InvalidScheduleError,
+    JobFailedError,
+    JobManager,
+    JobReferenceError,
+    current_run,
+)
+from jobmanager_nb.errors import JobConfigError
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def manager():
+    m = JobManager()
+    yield m
+    m.close(timeout=5)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def fake_manager(clock):
+    m = JobManager(clock=clock)
+    yield m
+    m.close(timeout=5)
+
+
+def test_public_interface_exists(manager):
+    for name in (
+        "add_job",
+        "add_one_off_job",
+        "has_executed_successfully",
+        "await_completion",
+        "await_one_off_completion",
+        "all_settled",
+        "remove_job",
+        "shutdown",
+        "wait",
+        "wait_all",
+        "close",
+        "run_now",
+        "pause",
+        "resume",
+        "post_message",
+        "subscribe",
+    ):
+        assert callable(getattr(manager, name)), name
+
+
+def test_inline_job_receives_its_data(manager):
+    seen = []
+    release = threading.Event()
+
+    def job(data):
+        release.wait(WAIT)
+        seen.append(data)
+
+    manager.add_job(job, data="test data", offloaded=False)
+    assert manager.job("job").status in ("queued", "started")  # busy right after adding
+    release.set()
+    run = manager.wait("job", timeout=WAIT)
+    assert seen == ["test data"]
+    assert run.status == "finished"
+    manager.wait_all(timeout=WAIT)
+    assert manager.job("job").status == "finished"
+
+
+def test_function_without_parameter_is_called_without_data(manager):
+    calls = []
+    manager.add_job(lambda: calls.append(1), name="no-arg", offloaded=False)
+    manager.wait("no-arg", timeout=WAIT)
+    assert calls == [1]
+
+
+def test_data_for_a_function_without_parameter_is_refused(manager):
+    def no_arg():
+        pass
+
+    with pytest.raises(JobConfigError, match="takes no argument"):
+        manager.add_job(no_arg, data={"x": 1}, offloaded=False)
+
+
+def test_failing_unnamed_inline_job_touches_no_record(manager):
+    errors = []
+    m = JobManager(error_handler=lambda error, meta: errors.append((error, meta)))
+    try:
+
+        def boom():
+            raise ValueError("inline failure")
+
+        m.add_job(boom, offloaded=False)
+        with pytest.raises(JobFailedError) as info:
+            m.wait("boom", timeout=WAIT)
+        assert isinstance(info.value.__cause__, ValueError)
+        assert "inline failure" in info.value.run.error
+        assert m.one_off_records() == []
+        assert len(errors) == 1 and errors[0][1]["name"] == "boom"
+        assert isinstance(errors[0][0], ValueError)
+    finally:
+        m.close(timeout=5)
+
+
+def test_invalid_schedule_is_refused(manager):
+    with pytest.raises(InvalidScheduleError, match="Invalid schedule format"):
+        manager.add_job(lambda: None, name="bad", at="every 5 minuets", offloaded=False)
+    assert manager.jobs == []
+
+
+def test_lambda_without_name_is_refused(manager):
+    with pytest.raises(JobReferenceError, match="name"):
+        manager.add_job(lambda: None, offloaded=False)
+
+
+def test_dated_job_runs_once_and_not_before(fake_manager, clock):
+    ran = threading.Event()
+    count = []
+
+    def dated():
+        count.append(1)
+        ran.set()
+
+    fake_manager.add_job(dated, at=clock.now() + timedelta(milliseconds=10), offloaded=False)
+    assert fake_manager.job("dated").status == "scheduled"
+    clock.advance(0.005)
+    assert not ran.is_set() and fake_manager.job("dated").status == "scheduled"
+    clock.advance(0.005)
+    assert ran.wait(WAIT)
+    fake_manager.wait("dated", timeout=WAIT)
+    clock.advance(3600)
+    fake_manager.wait_all(timeout=WAIT)
+    assert count == [1]
+    # a job that cannot run again is unregistered: the name can be used again
+    fake_manager.add_job(dated, at=clock.now() + timedelta(seconds=1), offloaded=False)
+
+
+def test_past_date_is_reported_not_silently_dropped(fake_manager, clock):
+    events = []
+    fake_manager.subscribe(events.append)
+    with pytest.warns(UserWarning, match="in the past"):
+        fake_manager.add_job(lambda: None, name="late", at=clock.now() - timedelta(days=1), offloaded=False)
+    assert [e.kind for e in events if e.name == "late"] == ["added", "skipped"]
+
+
+def test_duplicate_name_while_registered_is_refused(fake_manager, clock):
+    fake_manager.add_job(lambda: None, name="tick", at="every 5 minutes", offloaded=False)
+    with pytest.raises(DuplicateJobError, match='"tick" is already registered'):
+        fake_manager.add_job(lambda: None, name="tick", at="every 5 minutes", offloaded=False)
+    fake_manager.add_job(lambda: None, name="tick", at="every 10 minutes", offloaded=False, replace=True)
+    assert fake_manager.job("tick").schedule == "every 10 minutes"
+
+
+def test_inline_queue_pushes_may_share_a_name(manager):
+    order = []
+    for i in range(5):
+        manager.add_job(lambda data: order.append(data), name="push", data=i, offloaded=False)
+    manager.wait_all(timeout=WAIT)
+    assert order == [0, 1, 2, 3, 4]  # FIFO
+    assert manager.job("push").runs == 5
+
+
+def test_recurring_inline_job_fires_on_each_tick(fake_manager, clock):
+    fired = []
+    done = threading.Semaphore(0)
+
+    def refresh():
+        fired.append(current_run().scheduled_for)
+        done.release()
+
+    start = clock.now().replace(second=0, microsecond=0)
+    fake_manager.add_job(refresh, at="every 5 minutes", offloaded=False)
+    for i in range(1, 4):
+        clock.set(start + timedelta(minutes=5 * i))
+        assert done.acquire(timeout=WAIT)
+    assert [t.minute for t in fired] == [5, 10, 15]
+    assert all(t.second == 0 for t in fired)
+
+
+def test_overlapping_tick_is_skipped_visibly(fake_manager, clock):
+    events = []
+    fake_manager.subscribe(events.append)
+    started = threading.Event()
+    release = threading.Event()
+
+    async def slow():
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+
+    start = clock.now().replace(second=0, microsecond=0)
+    fake_manager.add_job(slow, at="every 1 minutes", offloaded=False)
+    clock.set(start + timedelta(minutes=1))
+    assert started.wait(WAIT)
+    clock.set(start + timedelta(minutes=2))
+    # the skip is decided on the timer thread: wait for its event
+    deadline = threading.Event()
+    for _ in range(1000):
+        if any(e.kind == "skipped" for e in events):
+            break
+        deadline.wait(0.01)
+    release.set()
+    fake_manager.wait("slow", timeout=WAIT)
+    skipped = [e for e in events if e.kind == "skipped"]
+    assert len(skipped) == 1 and "still going" in skipped[0].data["reason"]
+    assert fake_manager.job("slow").skipped == 1
+
+
+def test_missed_ticks_run_once_not_in_a_burst(fake_manager, clock):
+    fired = []
+    done = threading.Semaphore(0)
+
+    def tick():
+        fired.append(1)
+        done.release()
+
+    fake_manager.add_job(tick, at="every 1 minutes", offloaded=False)
+    clock.advance(timedelta(hours=3))  # a suspended laptop
+    assert done.acquire(timeout=WAIT)
+    fake_manager.wait_all(timeout=WAIT)
+    assert fired == [1]
+    assert fake_manager.job("tick").next_run > clock.now()
+
+
+def test_pause_and_resume(fake_manager, clock):
+    fired = []
+    done = threading.Semaphore(0)
+
+    def tick():
+        fired.append(1)
+        done.release()
+
+    fake_manager.add_job(tick, at="every 1 minutes", offloaded=False)
+    fake_manager.pause("tick")
+    assert fake_manager.job("tick").status == "paused"
+    clock.advance(timedelta(minutes=5))
+    fake_manager.resume("tick")  # missed ticks while paused: one run now
+    assert done.acquire(timeout=WAIT)
+    fake_manager.wait_all(timeout=WAIT)
+    assert fired == [1]
+    assert fake_manager.job("tick").status == "scheduled"
+
+
+def test_remove_job_unregisters_before_it_runs(fake_manager, clock):
+    ran = []
+    fake_manager.add_job(lambda: ran.append(1), name="later", at=clock.now() + timedelta(seconds=5), offloaded=False)
+    fake_manager.remove_job("later")
+    clock.advance(10)
+    fake_manager.wait_all(timeout=WAIT)
+    assert ran == []
+    assert [j.name for j in fake_manager.jobs] == []
+
+
+def test_async_jobs_interleave_up_to_the_concurrency(manager):
+    running = 0
+    peak = 0
+    gate = asyncio.Event()
+
+    async def job(data):
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    for i in range(10):
+        manager.add_job(job, name="a", data=i, offloaded=False)
+    manager.wait_all(timeout=WAIT)
+    assert peak == 3
+    del gate
+
+
+def test_async_inline_timeout(manager):
+    async def forever():
+        await asyncio.sleep(3600)
+
+    manager.add_job(forever, offloaded=False, timeout=0.05)
+    with pytest.raises(JobFailedError, match="timed out"):
+        manager.wait("forever", timeout=WAIT)
+
+
+def test_sync_inline_timeout_is_refused(manager):
+    def sync_job():
+        pass
+
+    with pytest.raises(JobConfigError, match="cannot stop a synchronous inline function"):
+        manager.add_job(sync_job, offloaded=False, timeout=1)
+
+
+def test_inline_output_is_captured_per_run(manager, capsys):
+    def chatty():
+        print("hello from the job")
+
+    manager.add_job(chatty, offloaded=False)
+    run = manager.wait("chatty", timeout=WAIT)
+    assert run.output == "hello from the job\n"
+    assert "hello from the job" not in capsys.readouterr().out
+
+
+def test_current_run_knows_name_attempt_and_scheduled_time(fake_manager, clock):
+    seen = []
+    done = threading.Event()
+
+    def job():
+        seen.append(current_run())
+        done.set()
+
+    due = clock.now() + timedelta(seconds=30)
+    fake_manager.add_job(job, at=due, offloaded=False)
+    clock.set(due + timedelta(seconds=2))  # late
+    assert done.wait(WAIT)
+    (ctx,) = seen
+    assert ctx.name == "job" and ctx.attempt == 1 and ctx.scheduled_for == due
+    assert current_run() is None
+
+
+def test_retries_with_backoff_then_success(manager):
+    m = JobManager(retry_backoff=0.01)
+    try:
+        attempts = []
+
+        def flaky():
+            attempts.append(current_run().attempt)
+            if len(attempts) < 3:
+                raise RuntimeError("not yet")
+            return "ok"
+
+        m.add_job(flaky, offloaded=False, retries=3)
+        run = m.wait_all(timeout=WAIT) or m.wait("flaky", timeout=WAIT)
+        assert attempts == [1, 2, 3]
+        assert run.result == "ok" and run.attempt == 3
+    finally:
+        m.close(timeout=5)
+
+
+def test_wait_returns_last_run_when_nothing_is_running(manager):
+    manager.add_job(lambda: 42, name="answer", offloaded=False)
+    first = manager.wait("answer", timeout=WAIT)
+    again = manager.wait("answer", timeout=WAIT)
+    assert first.run_id == again.run_id and again.result == 42
+
+
+def test_wait_before_add_waits_for_the_next_run(manager):
+    box = []
+    waiter = threading.Thread(target=lambda: box.append(manager.wait("future", timeout=WAIT)))
+    waiter.start()
+    # the waiter registers itself, then the job is added
+    for _ in range(500):
+        if "future" in manager._next_waiters:
+            break
+        threading.Event().wait(0.01)
+    manager.add_job(lambda: "hi", name="future", offloaded=False)
+    waiter.join(WAIT)
+    assert box and box[0].result == "hi"
+
+
+def test_wait_times_out_with_builtin_timeout_error(manager):
+    release = threading.Event()
+    manager.add_job(lambda: release.wait(WAIT), name="slow", offloaded=False)
+    with pytest.raises(TimeoutError):
+        manager.wait("slow", timeout=0.05)
+    release.set()
+
+
+def test_await_completion_from_a_running_event_loop(manager):
+    async def main():
+        manager.add_job(lambda: 7, name="seven", offloaded=False)
+        return await manager.await_completion("seven", timeout=WAIT)
+
+    assert asyncio.run(main()).result == 7
+
+
+def test_manager_made_inside_a_running_loop_runs_inline_jobs_on_that_loop():
+    async def main():
+        loop = asyncio.get_running_loop()
+        m = JobManager()
+        seen = []
+
+        async def job():
+            seen.append(asyncio.get_running_loop() is loop)
+
+        m.add_job(job, offloaded=False)
+        await m.await_completion("job", timeout=WAIT)
+        # a blocking wait on the loop's own thread must not deadlock
+        m.add_job(lambda: 5, name="five", offloaded=False)
+        assert m.wait("five", timeout=WAIT).result == 5
+        await m.shutdown(timeout=5)
+        return seen
+
+    assert asyncio.run(main()) == [True]
+
+
+def test_shutdown_waits_for_a_running_inline_job():
+    m = JobManager()
+    finished = []
+
+    async def job():
+        await asyncio.sleep(0.2)
+        finished.append(1)
+
+    m.add_job(job, offloaded=False)
+    m.close(timeout=5)
+    assert finished == [1]
+
+
+def test_shutdown_stops_interval_job_and_leaves_no_timer(fake_manager, clock):
+    fake_manager.add_job(lambda: None, name="every5", at="every 5 seconds", offloaded=False)
+    assert fake_manager._timers.pending == 1
+    fake_manager.close(timeout=5)
+    assert fake_manager._timers.pending == 0
+    with pytest.raises(Exception, match="shut down"):
+        fake_manager.add_job(lambda: None, name="x", offloaded=False)
+
+
+def test_events_arrive_in_order_and_a_failing_subscriber_is_harmless(manager):
+    events = []
+
+    def broken(event):
+        raise RuntimeError("subscriber bug")
+
+    manager.subscribe(broken)
+    manager.subscribe(events.append)
+    manager.add_job(lambda: print("x"), name="ev", offloaded=False)
+    manager.wait("ev", timeout=WAIT)
+    assert [e.kind for e in events] == ["added", "queued", "started", "output", "finished"]

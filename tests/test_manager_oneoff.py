@@ -1,0 +1,177 @@
+"""One-off jobs through the manager: Ghost's cases 11–22 with inline jobs, and persistence across managers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from jobmanager_nb import JobFailedError, JobManager, OneOffAlreadyExecutedError
+from jobmanager_nb.errors import JobConfigError
+from jobmanager_nb.store import MemoryStore, TinyDBStore
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def store():
+    return MemoryStore()
+
+
+@pytest.fixture
+def manager(store):
+    m = JobManager(store)
+    yield m
+    m.close(timeout=5)
+
+
+def statuses(events, name):
+    return [e.kind for e in events if e.name == name and e.kind in ("queued", "started", "finished", "failed")]
+
+
+def test_one_off_without_name_is_refused(manager):
+    with pytest.raises(JobConfigError, match="The name parameter is required for a one off job."):
+        manager.add_one_off_job(lambda: None, offloaded=False)
+
+
+def test_unique_one_off_inserts_a_record(manager, store):
+    release = threading.Event()
+    manager.add_one_off_job(lambda: release.wait(WAIT), name="unique", offloaded=False)
+    assert store.get("unique") is not None
+    release.set()
+    manager.wait("unique", timeout=WAIT)
+
+
+def test_finished_one_off_cannot_be_added_again(manager, store):
+    manager.add_one_off_job(lambda: None, name="once", offloaded=False)
+    manager.wait("once", timeout=WAIT)
+    with pytest.raises(OneOffAlreadyExecutedError, match='A "once" one off job has already been executed.'):
+        manager.add_one_off_job(lambda: None, name="once", offloaded=False)
+
+
+def test_one_off_success_goes_queued_started_finished(manager, store):
+    seen = []
+    release = threading.Event()
+    manager.add_one_off_job(lambda: release.wait(WAIT), name="ok", offloaded=False)
+    seen.append(store.get("ok").status)
+    release.set()
+    manager.wait("ok", timeout=WAIT)
+    record = store.get("ok")
+    assert seen[0] in ("queued", "started")
+    assert record.status == "finished"
+    assert record.started_at is not None and record.finished_at is not None
+    assert record.started_at <= record.finished_at
+    assert record.attempts == 1
+
+
+def test_one_off_failure_goes_to_failed_and_waiting_raises(manager, store):
+    def broken():
+        raise RuntimeError("one-off failure")
+
+    manager.add_one_off_job(broken, name="broken", offloaded=False)
+    with pytest.raises(JobFailedError, match="one-off failure"):
+        manager.wait("broken", timeout=WAIT)
+    record = store.get("broken")
+    assert record.status == "failed" and "one-off failure" in record.error
+
+
+def test_failed_one_off_can_be_added_again_and_runs_again(manager, store):
+    calls = []
+
+    def broken():
+        calls.append(1)
+        raise RuntimeError("again")
+
+    manager.add_one_off_job(broken, name="again", offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("again", timeout=WAIT)
+    manager.add_one_off_job(broken, name="again", offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("again", timeout=WAIT)
+    assert calls == [1, 1]
+    assert store.get("again").attempts == 2
+
+
+def test_rerun_of_a_failed_one_off(manager, store):
+    state = {"fail": True}
+
+    def flaky():
+        if state["fail"]:
+            raise RuntimeError("first time")
+        return "second time"
+
+    manager.add_one_off_job(flaky, name="flaky", offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("flaky", timeout=WAIT)
+    state["fail"] = False
+    manager.rerun("flaky")
+    assert manager.wait("flaky", timeout=WAIT).result == "second time"
+    assert store.get("flaky").status == "finished"
+
+
+def test_has_executed_successfully(manager):
+    assert manager.has_executed_successfully("nothing") is False
+    manager.add_one_off_job(lambda: None, name="good", offloaded=False)
+    manager.wait("good", timeout=WAIT)
+    assert manager.has_executed_successfully("good") is True
+
+    def bad():
+        raise RuntimeError("x")
+
+    manager.add_one_off_job(bad, name="bad", offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("bad", timeout=WAIT)
+    assert manager.has_executed_successfully("bad") is False
+
+
+def test_await_one_off_completion_returns_the_finished_record(manager):
+    release = threading.Event()
+    manager.add_one_off_job(lambda: release.wait(WAIT), name="slow", offloaded=False)
+
+    async def main():
+        task = asyncio.ensure_future(manager.await_one_off_completion("slow", timeout=WAIT))
+        await asyncio.sleep(0)
+        release.set()
+        return await task
+
+    record = asyncio.run(main())
+    assert record.status == "finished"
+    assert manager.wait_one_off("slow", timeout=WAIT).status == "finished"
+
+
+def test_one_off_retries_keep_one_record_counting_attempts(store):
+    m = JobManager(store, retry_backoff=0.01)
+    try:
+        calls = []
+
+        def flaky():
+            calls.append(1)
+            if len(calls) < 3:
+                raise RuntimeError("not yet")
+
+        m.add_one_off_job(flaky, name="retry", offloaded=False, retries=2)
+        m.wait("retry", timeout=WAIT)
+        record = store.get("retry")
+        assert record.status == "finished" and record.attempts == 3
+        assert [r.name for r in store.records()] == ["retry"]
+    finally:
+        m.close(timeout=5)
+
+
+def test_records_survive_a_new_manager_on_the_same_file(tmp_path):
+    path = tmp_path / "jobs.json"
+    with JobManager(path) as first:
+        first.add_one_off_job(lambda: None, name="persisted", offloaded=False)
+        first.wait("persisted", timeout=WAIT)
+    with JobManager(path) as second:
+        assert second.has_executed_successfully("persisted")
+        with pytest.raises(OneOffAlreadyExecutedError):
+            second.add_one_off_job(lambda: None, name="persisted", offloaded=False)
+    assert TinyDBStore(path).get("persisted").status == "finished"
+
+
+def test_invalid_job_leaves_no_orphan_queued_record(manager, store):
+    with pytest.raises(Exception, match="does not exist"):
+        manager.add_one_off_job("no/such/script.py", name="orphan")
+    assert store.get("orphan") is None

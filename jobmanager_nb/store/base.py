@@ -164,14 +164,19 @@ class StoreBase(ABC):
             return new
 
     def _over_retention(self, records: Mapping[str, OneOffRecord], new: OneOffRecord) -> list[str]:
-        """Names of the oldest finished records beyond ``max_finished`` once ``new`` is saved."""
+        """Names of the oldest finished records to drop once ``new`` is saved, if there are too many.
+
+        Past ``max_finished``, the oldest are dropped down to 1 % below it, so the scan for the oldest
+        runs once per 1 % of finishes rather than on every write.
+        """
         if len(records) < self._max_finished:  # cheap bound: there cannot be too many finished ones
             return []
-        finished = [r for r in records.values() if r.status == "finished" and r.name != new.name]
-        excess = len(finished) + 1 - self._max_finished
-        if excess <= 0:
+        count = 1 + sum(1 for r in records.values() if r.status == "finished" and r.name != new.name)
+        if count <= self._max_finished:
             return []
-        oldest = heapq.nsmallest(excess, finished, key=_finish_order)
+        keep = self._max_finished - max(1, self._max_finished // 100)
+        finished = (r for r in records.values() if r.status == "finished" and r.name != new.name)
+        oldest = heapq.nsmallest(count - keep, finished, key=_finish_order)
         return [r.name for r in oldest]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -199,9 +200,12 @@ class TinyDBStore(StoreBase):
             raise StoreError(f"Could not read the one-off store {self._path}: {exc}") from exc
         try:
             st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StoreError(f"Cannot use {self._path} as a one-off job store: it is not a regular file.")
             key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if key == self._key and self._marker in os.pread(fd, _HEAD_BYTES, 0):
+            if key == self._key and self._marker in os.read(fd, _HEAD_BYTES):
                 return
+            os.lseek(fd, 0, os.SEEK_SET)
             data = _read_all(fd, st.st_size)
         finally:
             os.close(fd)

@@ -115,6 +115,14 @@ def test_a_failed_name_can_be_claimed_again_and_fail_again(store, owner):
     assert store.mark_failed("backfill", "second").error == "second"
 
 
+def test_starting_again_while_started_is_a_retry_that_counts_an_attempt(store, owner, clock):
+    store.claim("a", owner)
+    store.mark_started("a", owner)
+    clock.advance(5)
+    retry = store.mark_started("a", owner)
+    assert (retry.status, retry.attempts, retry.started_at) == ("started", 2, clock.now())
+
+
 def test_a_rerun_keeps_meta_unless_new_meta_is_given(store, owner):
     store.claim("a", owner, {"kind": "inline"})
     store.mark_failed("a", "boom")
@@ -141,7 +149,7 @@ def test_has_executed_successfully_follows_ghost(store, owner):
     ("prepare", "action", "complaint"),
     [
         ([], "finish", "only a started one can finish"),
-        (["start"], "start", "only a queued one can start"),
+        (["start", "finish"], "start", "only a queued one can start"),
         (["start", "finish"], "fail", "only a queued or started one can fail"),
         (["start", "finish"], "finish", "only a started one can finish"),
     ],
@@ -167,8 +175,11 @@ def test_changing_an_unknown_name_raises_a_lookup_error(store):
     assert issubclass(JobNotFoundError, LookupError)
 
 
-def test_starting_a_record_claimed_by_another_process_is_refused(store, owner):
+@pytest.mark.parametrize("already_started", [False, True])
+def test_starting_a_record_claimed_by_another_process_is_refused(store, owner, already_started):
     store.claim("a", owner)
+    if already_started:
+        store.mark_started("a", owner)
     intruder = dataclasses.replace(owner, token="f" * 16)
     with pytest.raises(InvalidRecordError, match="claimed by another process"):
         store.mark_started("a", intruder)

@@ -5,8 +5,9 @@ they take the current record (or ``None``) and the time, and return the next rec
 (:mod:`.memory`, :mod:`.tinydb_store`) only decide where records live; the rules are all here::
 
     (none) ── claim ──▶ queued ── start ──▶ started ── finish ──▶ finished
-                          │                    │
-                          └──── fail ──────────┴──── fail ──▶ failed ── claim (a rerun) ──▶ queued
+                          │                 │    ▲
+                          │                 └────┘ start again (a retry, same owner)
+                          └──── fail ───────┴──── fail ──▶ failed ── claim (a rerun) ──▶ queued
 
 A ``queued`` or ``started`` record names its :class:`Owner`, the process that claimed it, so that a
 later process can tell whether that owner is still alive (see :mod:`.ownership`).
@@ -280,11 +281,14 @@ def claim_record(
 
 
 def start_record(record: OneOffRecord, owner: Owner, now: datetime) -> OneOffRecord:
-    """``queued`` → ``started``, by the process that claimed it; counts an attempt."""
-    if record.status != "queued":
+    """``queued`` → ``started``, by the process that claimed it; counts an attempt.
+
+    ``started`` → ``started`` is a retry: the owner starts another attempt of the same run.
+    """
+    if record.status not in ACTIVE_STATUSES:
         raise InvalidRecordError(
-            f'Cannot mark one-off job "{record.name}" started: it is {record.status}, '
-            "and only a queued one can start (claim it first)."
+            f'Cannot mark one-off job "{record.name}" started: it is {record.status}, and only a queued '
+            "one can start (or a started one again, for a retry); claim it first."
         )
     if record.owner is not None and record.owner.token != owner.token:
         raise InvalidRecordError(

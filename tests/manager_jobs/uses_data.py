@@ -1,0 +1,3 @@
+from jobmanager_nb import worker
+
+print("data is", worker.data)

@@ -218,6 +218,8 @@ def _day_phrases(spec: RuleSpec, tick_starts_only: bool) -> list[str]:
     weekday_text = _weekday_phrase(values["d"]) if "d" in values else None
     if spec.day_or and day_text and weekday_text:
         parts.append(f"{day_text} or {weekday_text}")
+    elif day_text and weekday_text:  # both must hold
+        parts.append(f"{day_text}, only {weekday_text}")
     else:
         parts.extend(text for text in (day_text, weekday_text) if text)
     if "dy" in values:
@@ -265,7 +267,7 @@ def _describe_rule(spec: RuleSpec, show_seconds: bool, *, tick_starts_only: bool
         else _time_phrase(spec, mask, show_seconds, tick_starts_only)
     )
     day_parts = _day_phrases(spec, tick_starts_only)
-    if not day_parts and tick_starts_only and time_text.startswith("at "):
+    if not day_parts and tick_starts_only and 0 < mask.count(1) <= _LIST_TIMES_UP_TO:
         time_text = "every day " + time_text
     return " ".join(part for part in (time_text, *day_parts) if part)
 

@@ -1162,13 +1162,25 @@ class JobManager:
                     job.timer.cancel()
                     job.timer = None
                 job.next_run = None
-            handles = [r.handle for j in self._jobs.values() for r in j.active if r.handle is not None]
-        grace = self._kill_grace if timeout is None else timeout
-        for handle in handles:
-            handle.cancel(grace=grace)
+            active = [r for j in self._jobs.values() for r in j.active]
+        for run in active:
+            if run.handle is not None:
+                run.handle.cancel()
+        bound = self._kill_grace if timeout is None else timeout
         done = threading.Event()
         self._when_idle(done.set)
-        timed_out = not done.wait(None if timeout is None else timeout + 1.0)
+        timed_out = not done.wait(bound)
+        stuck = ""
+        if timed_out:
+            stuck = self._active_names()
+            with self._lock:
+                active = [r for j in self._jobs.values() for r in j.active]
+            for run in active:
+                if run.handle is not None:
+                    run.handle.kill()
+                elif run.task is not None:
+                    self._loop.call_soon_threadsafe(run.task.cancel)
+            done.wait(5.0)
         if self._executor is not None:
             self._executor.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
@@ -1184,7 +1196,7 @@ class JobManager:
         if self._loop_thread is not None:
             self._loop_thread.stop()
         if timed_out:
-            raise TimeoutError(f"Jobs still running after {timeout} s were killed: {self._active_names()}.")
+            raise TimeoutError(f"Jobs still running {bound:g} s after shutdown began were stopped: {stuck}.")
 
     def __enter__(self) -> JobManager:
         return self

@@ -190,7 +190,8 @@ def _with_last(values: frozenset[int], low: int, high: int, singular: str, plura
     if len(plain) == 1:
         pieces.append(f"the {_ordinal(plain[0])} {singular} of the {of}")
     elif plain:
-        pieces.append(f"{_phrase(plain, low, high, singular, plural)} of the {of}")
+        head, paren, note = _phrase(plain, low, high, singular, plural).partition(" (")
+        pieces.append(f"{head} of the {of}" + (f" ({note}" if paren else ""))
     if 0 in values:
         pieces.append(f"the last {singular} of the {of}")
     return "on " + join_words(pieces, "and on")
@@ -201,6 +202,8 @@ def _day_phrases(spec: RuleSpec, tick_starts_only: bool) -> list[str]:
     parts: list[str] = []
     tick = spec.tick if tick_starts_only else ""
     months = values.get("M")
+    if months is not None and len(months) == 12:
+        months = None
     if tick == "M":
         parts.append("on the first day of " + (_month_names(months) if months else "every month"))
         months = None
@@ -226,9 +229,7 @@ def _day_phrases(spec: RuleSpec, tick_starts_only: bool) -> list[str]:
         parts.append(_with_last(values["dy"], 1, 366, "day", "days", "year"))
     if "dc" in values:
         instances = values["dc"]
-        named = [
-            f"the {_ordinal(n)} ({_compact([7 * n - 6, min(7 * n, 31)])})" for n in sorted(instances) if n
-        ]
+        named = [f"days {7 * n - 6}-{min(7 * n, 31)}" for n in sorted(instances) if n]
         if 0 in instances:
             named.append("the last 7 days")
         parts.append(f"in {join_words(named, 'or')} of the month")

@@ -62,9 +62,9 @@ def install() -> None:
         _users += 1
         if _users == 1:
             if not isinstance(sys.stdout, RoutingStream):
-                sys.stdout = RoutingStream(sys.stdout, "stdout")  # type: ignore[assignment]
+                sys.stdout = RoutingStream(sys.stdout, "stdout")
             if not isinstance(sys.stderr, RoutingStream):
-                sys.stderr = RoutingStream(sys.stderr, "stderr")  # type: ignore[assignment]
+                sys.stderr = RoutingStream(sys.stderr, "stderr")
 
 
 def uninstall() -> None:

@@ -7,6 +7,7 @@ A job is a callable (sync or async), a ``"package.module:function"`` reference, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -220,10 +221,8 @@ def _accepts_argument(func: Callable[..., Any]) -> bool:
         )
     except (TypeError, ValueError):
         accepts = True
-    try:
+    with contextlib.suppress(TypeError):
         _ACCEPTS[func] = accepts
-    except TypeError:
-        pass
     return accepts
 
 

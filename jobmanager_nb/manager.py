@@ -10,6 +10,7 @@ machine. Everything that happens is published as an :class:`~jobmanager_nb.event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import logging
@@ -36,7 +37,7 @@ from jobmanager_nb.errors import (
     JobNotFoundError,
     OneOffAlreadyExecutedError,
 )
-from jobmanager_nb.events import Event, EventBus, EventKind, Subscriber
+from jobmanager_nb.events import Event, EventBus, Subscriber
 from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
 from jobmanager_nb.jobs import JobTarget, check_json_data, offload_target, resolve_target, takes_no_argument
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
@@ -661,14 +662,15 @@ class JobManager:
                 events = self._mark_started(run)
                 timeout = run.definition.timeout
                 if timeout is not None:
-                    deadline = run.started_at + timedelta(seconds=timeout)  # type: ignore[operator]
+                    deadline = self._clock.now() + timedelta(seconds=timeout)
                     run.timeout_timer = self._timers.call_at(deadline, lambda: self._on_timeout(run))
             self._publish(events)
         elif kind == "output":
             stream, text = event.payload
             run.add_output(text)
             if self._bus.has_subscribers:
-                self._bus.publish(Event("output", name, self._clock.now(), run.run_id, {"stream": stream, "text": text}))
+                data = {"stream": stream, "text": text}
+                self._bus.publish(Event("output", name, self._clock.now(), run.run_id, data))
         elif kind == "progress":
             fraction, text = event.payload
             run.job.progress = (fraction, text)
@@ -972,7 +974,7 @@ class JobManager:
         elif job.next_run is not None:
             status = "scheduled"
         elif job.last_run is not None:
-            status = job.last_run.status  # type: ignore[assignment]
+            status = job.last_run.status
         else:
             status = "idle"
         spec = d.spec
@@ -1073,10 +1075,8 @@ class JobManager:
             with self._lock:
                 ours = name in self._jobs and bool(self._jobs[name].active)
             if ours:
-                try:
+                with contextlib.suppress(JobFailedError):
                     await self.await_completion(name, timeout)
-                except JobFailedError:
-                    pass
             else:
                 await self._poll_record(name, timeout)
             record = self._store.get(name)
@@ -1102,13 +1102,17 @@ class JobManager:
 
     def wait_one_off(self, name: str, timeout: float | None = None) -> OneOffRecord:
         """Blocking twin of :meth:`await_one_off_completion`."""
-        return self._block(self.await_one_off_completion(name, timeout))
+        record: OneOffRecord = run_blocking(self._loop, self.await_one_off_completion(name, timeout))
+        return record
 
     async def all_settled(self, timeout: float | None = None) -> None:
         """Wait until no run is queued or running (failures do not raise)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._when_idle(lambda: loop.call_soon_threadsafe(_resolve, future, None))
+        def settle() -> None:
+            loop.call_soon_threadsafe(_resolve, future, None)
+
+        self._when_idle(settle)
         try:
             await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
@@ -1134,9 +1138,6 @@ class JobManager:
     def _active_names(self) -> str:
         with self._lock:
             return ", ".join(sorted(n for n, j in self._jobs.items() if j.active)) or "none"
-
-    def _block(self, coro: Any) -> Any:
-        return run_blocking(self._loop, coro)
 
     # ------------------------------------------------------------------ shutdown
 

@@ -133,7 +133,7 @@ def test_timeout_cancels_then_kills_a_worker_that_ignores_cancel():
     m = JobManager(kill_grace=0.2, worker_message_handler=lambda msg: ready.set())
     try:
         m.add_job(mjobs.ignore_cancel, timeout=0.5)
-        with pytest.raises(JobFailedError, match="timed out after 0.5 s"):
+        with pytest.raises(JobFailedError, match=r"timed out after 0\.5 s"):
             m.wait("ignore_cancel", timeout=WAIT)
         assert ready.is_set()
     finally:
@@ -257,7 +257,7 @@ def test_parent_killed_with_sigkill_leaves_no_workers_and_a_rerunnable_one_off(t
         assert children
         parent.send_signal(signal.SIGKILL)
         parent.wait(WAIT)
-        gone, alive = psutil.wait_procs(children, timeout=10)
+        _, alive = psutil.wait_procs(children, timeout=10)
         assert alive == [], f"orphaned workers: {alive}"
     finally:
         if parent.poll() is None:

@@ -31,7 +31,7 @@ def statuses(events, name):
 
 
 def test_one_off_without_name_is_refused(manager):
-    with pytest.raises(JobConfigError, match="The name parameter is required for a one off job."):
+    with pytest.raises(JobConfigError, match=r"The name parameter is required for a one off job\."):
         manager.add_one_off_job(lambda: None, offloaded=False)
 
 
@@ -46,7 +46,7 @@ def test_unique_one_off_inserts_a_record(manager, store):
 def test_finished_one_off_cannot_be_added_again(manager, store):
     manager.add_one_off_job(lambda: None, name="once", offloaded=False)
     manager.wait("once", timeout=WAIT)
-    with pytest.raises(OneOffAlreadyExecutedError, match='A "once" one off job has already been executed.'):
+    with pytest.raises(OneOffAlreadyExecutedError, match=r'A "once" one off job has already been executed\.'):
         manager.add_one_off_job(lambda: None, name="once", offloaded=False)
 
 

@@ -53,7 +53,7 @@ def ignore_cancel(data=None):
 
 
 def report(data=None):
-    return {"pid": os.getpid(), "run": dict(worker.run.__dict__) if hasattr(worker.run, "__dict__") else str(worker.run)}
+    return {"pid": os.getpid(), "run": str(worker.run)}
 
 
 def chatty(data=None):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         StoreError,
     )
     from jobmanager_nb.events import Event
-    from jobmanager_nb.manager import JobManager
+    from jobmanager_nb.manager import JobHandle, JobManager
     from jobmanager_nb.model import JobInfo, JobRun, RunContext, current_run
     from jobmanager_nb.schedules import Schedule, describe_schedule, next_fire_times, parse_schedule
     from jobmanager_nb.store import MemoryStore, OneOffRecord, TinyDBStore
@@ -48,6 +48,7 @@ _LAZY = {
     "StoreError": "jobmanager_nb.errors",
     "Event": "jobmanager_nb.events",
     "JobManager": "jobmanager_nb.manager",
+    "JobHandle": "jobmanager_nb.manager",
     "JobInfo": "jobmanager_nb.model",
     "JobRun": "jobmanager_nb.model",
     "RunContext": "jobmanager_nb.model",
@@ -71,6 +72,7 @@ __all__ = [
     "InvalidScheduleError",
     "JobConfigError",
     "JobFailedError",
+    "JobHandle",
     "JobInfo",
     "JobManager",
     "JobManagerError",

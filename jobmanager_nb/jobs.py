@@ -70,7 +70,15 @@ def resolve_target(job: Any, name: str | None, *, offloaded: bool) -> JobTarget:
             )
         return _reference_target(job, who, import_now=not offloaded)
     if callable(job):
-        return _callable_target(job, name, who)
+        try:
+            return _TARGETS[job]
+        except (KeyError, TypeError):
+            pass
+        target = _callable_target(job, name, who)
+        if target.default_name is not None:
+            with contextlib.suppress(TypeError):
+                _TARGETS[job] = target
+        return target
     raise TypeError(
         f"{who}: job must be a callable, a path to a .py script or a \"module:function\" string, "
         f"not {type(job).__name__}"
@@ -207,6 +215,7 @@ def check_json_data(data: Any, name: str) -> str:
 
 
 _ACCEPTS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+_TARGETS: weakref.WeakKeyDictionary[Any, JobTarget] = weakref.WeakKeyDictionary()
 
 
 def _accepts_argument(func: Callable[..., Any]) -> bool:

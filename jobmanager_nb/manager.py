@@ -46,7 +46,7 @@ from jobmanager_nb.schedules import Schedule, describe_schedule, parse_schedule
 from jobmanager_nb.store import MemoryStore, OneOffRecord, OneOffStore, TinyDBStore, current_owner
 from jobmanager_nb.timers import TimerHandle, Timers
 
-__all__ = ["JobManager"]
+__all__ = ["JobHandle", "JobManager"]
 
 log = logging.getLogger("jobmanager_nb")
 
@@ -160,6 +160,7 @@ class _Job:
     __slots__ = (
         "active",
         "definition",
+        "running",
         "failures",
         "last_run",
         "name",
@@ -181,7 +182,8 @@ class _Job:
         self.paused_at: datetime | None = None
         self.timer: TimerHandle | None = None
         self.next_run: datetime | None = None
-        self.active: list[_Run] = []
+        self.active: dict[str, _Run] = {}  # queued or running, in order, by run id
+        self.running = 0
         self.last_run: _Run | None = None
         self.runs = 0
         self.failures = 0
@@ -277,9 +279,9 @@ class JobManager:
         timeout: float | None = None,
         replace: bool = False,
         retries: int = 0,
-    ) -> JobInfo:
+    ) -> JobHandle:
         """Register ``job`` to run now (``at=None``), at a datetime, every N seconds, or on a cron or
-        text schedule. Returns a view of the registered job (``.name`` among others)."""
+        text schedule. Returns a :class:`JobHandle` (``.name``, ``.info``, ``.wait()``)."""
         definition, name = self._define(job, name, at, data, offloaded, timeout, retries, one_off=False)
         return self._register(name, definition, replace=replace)
 
@@ -292,7 +294,7 @@ class JobManager:
         offloaded: bool = True,
         timeout: float | None = None,
         retries: int = 0,
-    ) -> JobInfo:
+    ) -> JobHandle:
         """Run ``job`` once, ever: its state is kept in the store under ``name``. Only a failed one-off
         can be added again (a rerun); otherwise :class:`OneOffAlreadyExecutedError` is raised."""
         if not name:
@@ -309,7 +311,7 @@ class JobManager:
         self._store.claim(name, self._owner, meta={"kind": definition.kind, "target": definition.target.label})
         return self._register(name, definition, replace=True)
 
-    def rerun(self, name: str) -> JobInfo:
+    def rerun(self, name: str) -> JobHandle:
         """Run a failed one-off job again, with the definition it was added with in this session."""
         with self._lock:
             job = self._jobs.get(name)
@@ -393,7 +395,7 @@ class JobManager:
         )
         return definition, name
 
-    def _register(self, name: str, definition: _Definition, *, replace: bool) -> JobInfo:
+    def _register(self, name: str, definition: _Definition, *, replace: bool) -> JobHandle:
         self._check_open()
         now = self._clock.now()
         events: list[Event] = []
@@ -436,11 +438,10 @@ class JobManager:
                 else:
                     self._arm(job, first)
                     events.append(Event("scheduled", name, now, data={"next_run": first}))
-            info = self._info(job)
         self._publish(events)
         if to_dispatch is not None:
             self._dispatch(to_dispatch)
-        return info
+        return JobHandle(self, name)
 
     def _trim_jobs(self) -> None:
         if len(self._jobs) <= 2 * HISTORY_LIMIT:
@@ -492,7 +493,7 @@ class JobManager:
 
     def _new_run(self, job: _Job, scheduled_for: datetime | None, now: datetime) -> _Run:
         run = _Run(job, job.definition, scheduled_for, now)
-        job.active.append(run)
+        job.active[run.run_id] = run
         self._active_count += 1
         return run
 
@@ -507,44 +508,53 @@ class JobManager:
     # inline ---------------------------------------------------------------
 
     def _push_inline(self, run: _Run) -> None:
-        with self._lock:
-            self._inline_pending.append(run)
-            if self._pump_scheduled:
-                return
-            self._pump_scheduled = True
+        # Lock-free hand-off: deque.append/popleft are atomic, and the pump re-checks the queue after
+        # clearing _pump_scheduled, so a run appended at any moment is always picked up.
+        self._inline_pending.append(run)
+        if self._pump_scheduled:
+            return
+        self._pump_scheduled = True
         if running_loop() is self._loop:
             self._loop.call_soon(self._pump)
         else:
             try:
                 self._loop.call_soon_threadsafe(self._pump)
             except RuntimeError:  # loop closed: the manager is gone
-                with self._lock:
-                    self._pump_scheduled = False
+                self._pump_scheduled = False
                 self._finish(run, error="the job manager's event loop is closed", cancelled=True)
 
     def _pump(self) -> None:
+        """Start queued inline runs, FIFO, while fewer than ``inline_concurrency`` are running.
+        Runs on the home loop; ``_inline_active`` is only touched there."""
+        pending = self._inline_pending
         deadline = self._loop.time() + 0.02
         while True:
-            with self._lock:
-                if self._inline_active >= self._concurrency or not self._inline_pending:
-                    self._pump_scheduled = False
+            if self._inline_active >= self._concurrency or not pending:
+                self._pump_scheduled = False
+                if not pending or self._inline_active >= self._concurrency:
                     return
-                run = self._inline_pending.popleft()
-                if run.settled or run.status != "queued":
-                    continue
-                self._inline_active += 1
-                started = self._mark_started(run)
-            self._publish(started)
+                self._pump_scheduled = True
+                continue
+            run = pending.popleft()
+            if run.settled or run.status != "queued":
+                continue
+            self._inline_active += 1
+            self._publish(self._mark_started(run))
             self._execute_inline(run)
             if self._loop.time() > deadline:
                 self._loop.call_soon(self._pump)  # let the loop breathe (cells, widget clicks)
                 return
 
     def _mark_started(self, run: _Run) -> list[Event]:
-        run.status = "started"
-        run.started_at = now = self._clock.now()
+        """Record that ``run`` starts now. Inline runs call this on the home loop, offloaded ones on the
+        executor's thread; the store is written before anything else can observe the run."""
         if run.definition.one_off:
             self._store_call(run, "started")
+        with self._lock:
+            if run.started_at is None:
+                run.job.running += 1
+            run.status = "started"
+            run.started_at = now = self._clock.now()
         if self._bus.has_subscribers:
             return [Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt})]
         return []
@@ -598,8 +608,7 @@ class JobManager:
     def _inline_done(
         self, run: _Run, *, result: Any = None, exc: BaseException | None = None, cancelled: bool = False
     ) -> None:
-        with self._lock:
-            self._inline_active -= 1
+        self._inline_active -= 1
         if exc is None:
             self._finish(run, result=result)
             return
@@ -656,10 +665,10 @@ class JobManager:
         kind = event.kind
         name = run.job.name
         if kind == "started":
+            if run.settled:
+                return
+            events = self._mark_started(run)
             with self._lock:
-                if run.settled:
-                    return
-                events = self._mark_started(run)
                 timeout = run.definition.timeout
                 if timeout is not None:
                     deadline = self._clock.now() + timedelta(seconds=timeout)
@@ -740,8 +749,8 @@ class JobManager:
                 run.exc = exc
                 run.cancelled = cancelled
                 run.status = "failed" if error is not None else "finished"
-                if run in job.active:
-                    job.active.remove(run)
+                if job.active.pop(run.run_id, None) is not None and run.started_at is not None:
+                    job.running -= 1
                 job.last_run = run
                 job.runs += 1
                 job.progress = None
@@ -753,27 +762,44 @@ class JobManager:
                 if self._bus.has_subscribers or error is not None:
                     data: dict[str, Any] = {"error": error} if error is not None else {}
                     events.append(Event("failed" if error is not None else "finished", job.name, now, run.run_id, data))
+                fast = not run.definition.one_off and (error is None or self._error_handler is None)
+                if fast:
+                    callbacks, idle = self._settle(run)
         if retry:
             self._publish(events)
             return
-        if run.definition.one_off:
-            self._store_call(run, "failed" if error is not None else "finished")
-        if error is not None and self._error_handler is not None:
-            self._report_error(run)
-        with self._lock:
-            run.settled = True
-            callbacks = run.callbacks or []
-            run.callbacks = None
-            callbacks += self._next_waiters.pop(job.name, [])
-            self._active_count -= 1
-            idle = self._idle_waiters if self._active_count == 0 else []
-            if idle:
-                self._idle_waiters = []
+        if not fast:
+            callbacks, idle = self._settle_after_side_effects(run, error)
         self._publish(events)
         for callback in callbacks:
             callback(run)
         for waiter in idle:
             waiter()
+
+    def _settle(self, run: _Run) -> tuple[list[Callable[[_Run], None]], list[Callable[[], None]]]:
+        """Mark ``run`` settled and collect who to tell. Called with the lock held."""
+        run.settled = True
+        callbacks = run.callbacks or []
+        run.callbacks = None
+        if self._next_waiters:
+            callbacks += self._next_waiters.pop(run.job.name, [])
+        self._active_count -= 1
+        idle: list[Callable[[], None]] = []
+        if self._active_count == 0 and self._idle_waiters:
+            idle, self._idle_waiters = self._idle_waiters, []
+        return callbacks, idle
+
+    def _settle_after_side_effects(
+        self, run: _Run, error: str | None
+    ) -> tuple[list[Callable[[_Run], None]], list[Callable[[], None]]]:
+        """Write the one-off record and tell the error handler, then settle: whoever waits for the run
+        sees the store already updated."""
+        if run.definition.one_off:
+            self._store_call(run, "failed" if error is not None else "finished")
+        if error is not None and self._error_handler is not None:
+            self._report_error(run)
+        with self._lock:
+            return self._settle(run)
 
     def _report_error(self, run: _Run) -> None:
         assert self._error_handler is not None
@@ -818,7 +844,7 @@ class JobManager:
                 job.timer = None
             job.registered = False
             job.next_run = None
-            active = list(job.active)
+            active = list(job.active.values())
         for run in active:
             self._cancel_run(run)
         self._publish([Event("removed", name, self._clock.now())])
@@ -827,7 +853,7 @@ class JobManager:
         """Cancel the queued or running runs of ``name`` (the job stays registered); True if any were."""
         with self._lock:
             job = self._require(name)
-            active = list(job.active)
+            active = list(job.active.values())
         for run in active:
             self._cancel_run(run)
         return bool(active)
@@ -911,7 +937,7 @@ class JobManager:
         """Send ``message`` to the running worker of offloaded job ``name``."""
         with self._lock:
             job = self._require(name)
-            handles = [r.handle for r in job.active if r.handle is not None and r.status == "started"]
+            handles = [r.handle for r in job.active.values() if r.handle is not None and r.status == "started"]
         if not handles:
             raise JobNotFoundError(f'Job "{name}" has no running worker to send a message to.')
         for handle in handles:
@@ -965,12 +991,12 @@ class JobManager:
 
     def _info(self, job: _Job) -> JobInfo:
         d = job.definition
-        current = job.active[-1] if job.active else None
+        current = next(reversed(job.active.values())) if job.active else None
         status: JobStatus
         if job.paused:
             status = "paused"
         elif current is not None:
-            status = "started" if any(r.status == "started" for r in job.active) else "queued"
+            status = "started" if job.running else "queued"
         elif job.next_run is not None:
             status = "scheduled"
         elif job.last_run is not None:
@@ -1014,7 +1040,7 @@ class JobManager:
         with self._lock:
             job = self._jobs.get(name)
             if job is not None and job.active:
-                run = job.active[-1]
+                run = next(reversed(job.active.values()))
                 if run.callbacks is None:
                     run.callbacks = []
                 run.callbacks.append(callback)
@@ -1163,7 +1189,7 @@ class JobManager:
                     job.timer.cancel()
                     job.timer = None
                 job.next_run = None
-            active = [r for j in self._jobs.values() for r in j.active]
+            active = [r for j in self._jobs.values() for r in j.active.values()]
         for run in active:
             if run.handle is not None:
                 run.handle.cancel()
@@ -1175,7 +1201,7 @@ class JobManager:
         if timed_out:
             stuck = self._active_names()
             with self._lock:
-                active = [r for j in self._jobs.values() for r in j.active]
+                active = [r for j in self._jobs.values() for r in j.active.values()]
             for run in active:
                 if run.handle is not None:
                     run.handle.kill()
@@ -1219,6 +1245,47 @@ class JobManager:
         with self._lock:
             registered = sum(1 for j in self._jobs.values() if j.registered)
             return f"<JobManager {registered} jobs registered, {self._active_count} active>"
+
+
+class JobHandle:
+    """What ``add_job`` and ``add_one_off_job`` return: the job's name and shortcuts to its manager.
+    Cheap to create; every property reads the manager's current state."""
+
+    __slots__ = ("_manager", "name")
+
+    def __init__(self, manager: JobManager, name: str) -> None:
+        self._manager = manager
+        self.name = name
+
+    @property
+    def info(self) -> JobInfo:
+        """A snapshot of the job now (status, next run, last run, counters)."""
+        return self._manager.job(self.name)
+
+    @property
+    def status(self) -> JobStatus:
+        return self.info.status
+
+    @property
+    def next_run(self) -> datetime | None:
+        return self.info.next_run
+
+    def wait(self, timeout: float | None = None) -> JobRun:
+        """Same as ``manager.wait(name, timeout)``."""
+        return self._manager.wait(self.name, timeout)
+
+    def remove(self) -> None:
+        """Same as ``manager.remove_job(name)``."""
+        self._manager.remove_job(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JobHandle) and other._manager is self._manager and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash((id(self._manager), self.name))
+
+    def __repr__(self) -> str:
+        return f"<JobHandle {self.name!r}>"
 
 
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:

@@ -550,14 +550,22 @@ class JobManager:
         executor's thread; the store is written before anything else can observe the run."""
         if run.definition.one_off:
             self._store_call(run, "started")
-        with self._lock:
-            if run.started_at is None:
-                run.job.running += 1
-            run.status = "started"
-            run.started_at = now = self._clock.now()
+        now = self._clock.now()
+        if run.definition.kind == "inline":  # only the home loop touches inline runs here
+            self._started(run, now)
+        else:
+            with self._lock:
+                self._started(run, now)
         if self._bus.has_subscribers:
             return [Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt})]
         return []
+
+    @staticmethod
+    def _started(run: _Run, now: datetime) -> None:
+        if run.started_at is None:
+            run.job.running += 1
+        run.status = "started"
+        run.started_at = now
 
     def _execute_inline(self, run: _Run) -> None:
         d = run.definition

@@ -60,7 +60,7 @@ _LAZY = {
     "MemoryStore": "jobmanager_nb.store",
     "OneOffRecord": "jobmanager_nb.store",
     "TinyDBStore": "jobmanager_nb.store",
-    "get_manager": "jobmanager_nb.magics",
+    "get_manager": "jobmanager_nb.session",
 }
 
 __all__ = [

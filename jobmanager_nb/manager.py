@@ -569,7 +569,10 @@ class JobManager:
 
     def _execute_inline(self, run: _Run) -> None:
         d = run.definition
-        context_token = _current.set(RunContext(run.job.name, run.run_id, run.attempt, run.scheduled_for, d.data))
+        context = RunContext(
+            run.job.name, run.run_id, run.attempt, run.scheduled_for, d.data, lambda f, t: self._on_progress(run, f, t)
+        )
+        context_token = _current.set(context)
         sink_token = None
         if self._capture:
             if not self._capture_installed:
@@ -690,11 +693,7 @@ class JobManager:
                 self._bus.publish(Event("output", name, self._clock.now(), run.run_id, data))
         elif kind == "progress":
             fraction, text = event.payload
-            run.job.progress = (fraction, text)
-            if self._bus.has_subscribers:
-                self._bus.publish(
-                    Event("progress", name, self._clock.now(), run.run_id, {"fraction": fraction, "text": text})
-                )
+            self._on_progress(run, fraction, text)
         elif kind == "message":
             if self._message_handler is not None:
                 try:
@@ -714,6 +713,12 @@ class JobManager:
                 if run.timed_out:
                     error = f"timed out after {run.definition.timeout:g} s ({error})"
                 self._finish(run, error=error, cancelled=outcome.cancelled and not run.timed_out)
+
+    def _on_progress(self, run: _Run, fraction: float, text: str | None) -> None:
+        run.job.progress = (fraction, text)
+        if self._bus.has_subscribers:
+            data = {"fraction": fraction, "text": text}
+            self._bus.publish(Event("progress", run.job.name, self._clock.now(), run.run_id, data))
 
     def _on_timeout(self, run: _Run) -> None:
         if run.settled or run.handle is None:

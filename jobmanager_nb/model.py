@@ -7,7 +7,8 @@ nothing in this module does work.
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -37,6 +38,14 @@ class RunContext:
     attempt: int
     scheduled_for: datetime | None
     data: Any = None
+    _report: Callable[[float, str | None], None] | None = field(default=None, repr=False, compare=False)
+
+    def progress(self, fraction: float, text: str | None = None) -> None:
+        """Report how far the run is (0.0–1.0); the dashboard shows it as a progress bar."""
+        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"progress fraction must be a number from 0.0 to 1.0, not {fraction!r}")
+        if self._report is not None:
+            self._report(float(fraction), text)
 
 
 @dataclass(frozen=True)

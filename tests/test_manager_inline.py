@@ -439,3 +439,29 @@ def test_events_arrive_in_order_and_a_failing_subscriber_is_harmless(manager):
     kinds = [e.kind for e in events]
     collapsed = [k for i, k in enumerate(kinds) if i == 0 or kinds[i - 1] != k]  # print() writes twice
     assert collapsed == ["added", "queued", "started", "output", "finished"]
+
+
+def test_inline_job_reports_progress(manager):
+    events = []
+    manager.subscribe(events.append)
+
+    def steps():
+        current_run().progress(0.25, "a quarter")
+        with pytest.raises(ValueError, match="from 0.0 to 1.0"):
+            current_run().progress(2)
+
+    manager.add_job(steps, offloaded=False)
+    manager.wait("steps", timeout=WAIT)
+    progress = [e.data for e in events if e.kind == "progress"]
+    assert progress == [{"fraction": 0.25, "text": "a quarter"}]
+
+
+def test_wait_from_another_thread_while_the_loop_runs_jobs(manager):
+    release = threading.Event()
+    manager.add_job(lambda: release.wait(WAIT) and "done", name="threaded", offloaded=False)
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(manager.wait("threaded", timeout=WAIT)))
+    waiter.start()
+    release.set()
+    waiter.join(WAIT)
+    assert results and results[0].result == "done"

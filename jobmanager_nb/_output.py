@@ -1,0 +1,115 @@
+"""Inside a worker: forward what the job writes to fds 1 and 2 to the parent, in order with its reports.
+
+fds 1 and 2 of a worker are pipes, so everything the job writes reaches them: ``print``, C code,
+``os.write(1, ...)``, and the child processes it starts. One :class:`OutputPump` per pipe reads it
+on a daemon thread and sends ``("output", stream, bytes)`` frames. Before the worker sends any
+other frame it calls :func:`drain_all`, which forwards everything already in the pipes, so that the
+parent sees output, messages and progress in the order the job produced them.
+
+The parent keeps its own copy of each pipe's read end, untouched while the worker lives, to collect
+whatever is left there if the worker dies suddenly (a segfault report, for instance).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+import threading
+
+from jobmanager_nb._wire import Channel
+
+__all__ = ["OutputBudget", "OutputPump", "drain_all"]
+
+_READ_SIZE = 1 << 16
+
+
+class OutputBudget:
+    """How many more bytes of output this worker may forward (shared by stdout and stderr).
+
+    The parent adds the "[output truncated]" note; past the limit the pumps keep reading the pipes
+    (so the job never blocks on a full pipe) but forward nothing more.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._used = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> int:
+        """How many of ``size`` bytes may be forwarded (one byte past the limit tells the parent)."""
+        with self._lock:
+            allowed = max(0, min(size, self.limit + 1 - self._used))
+            self._used += allowed
+            return allowed
+
+
+class OutputPump:
+    """Reads one output pipe of the worker and forwards it as frames."""
+
+    def __init__(self, stream: str, fd: int, channel: Channel, budget: OutputBudget) -> None:
+        self.stream = stream
+        self.fd = fd
+        self._channel = channel
+        self._budget = budget
+        self._lock = threading.Lock()  # held while reading and forwarding, so drain() is exact
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+        self.closed = False
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name=f"jobmanager_nb-{self.stream}", daemon=True).start()
+
+    def drain(self) -> None:
+        """Forward everything written to the pipe so far."""
+        with self._lock:
+            self._forward_available()
+
+    def _run(self) -> None:
+        while not self.closed:
+            try:
+                self._poll.poll()
+            except InterruptedError:
+                continue
+            with self._lock:
+                self._forward_available()
+
+    def _forward_available(self) -> None:
+        while not self.closed:
+            try:
+                data = os.read(self.fd, _READ_SIZE)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.closed = True
+                return
+            allowed = self._budget.take(len(data))
+            if allowed:
+                try:
+                    self._channel.send(("output", self.stream, data[:allowed]))
+                except OSError:
+                    return  # the parent is gone; the listener thread ends this process
+
+
+_pumps: list[OutputPump] = []
+
+
+def start_pumps(pumps: list[OutputPump]) -> None:
+    """Start forwarding, and make :func:`drain_all` cover these pumps."""
+    _pumps[:] = pumps
+    for pump in pumps:
+        pump.start()
+
+
+def drain_all() -> None:
+    """Flush the job's Python-level buffers, then forward everything already in the pipes."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except Exception:
+            pass
+    for pump in _pumps:
+        pump.drain()

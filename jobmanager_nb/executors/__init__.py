@@ -1,0 +1,28 @@
+"""Backends that run offloaded jobs: one interface (:mod:`.base`), one module per backend.
+
+:class:`ProcessExecutor` (:mod:`.local`) runs each run in a fresh local process; it is the default.
+"""
+
+from __future__ import annotations
+
+from jobmanager_nb.executors.base import (
+    Executor,
+    OffloadedTask,
+    RunHandle,
+    RunOutcome,
+    TargetKind,
+    WorkerEvent,
+    WorkerEventKind,
+)
+from jobmanager_nb.executors.local import ProcessExecutor
+
+__all__ = [
+    "Executor",
+    "OffloadedTask",
+    "ProcessExecutor",
+    "RunHandle",
+    "RunOutcome",
+    "TargetKind",
+    "WorkerEvent",
+    "WorkerEventKind",
+]

@@ -1,0 +1,253 @@
+"""How worker processes are born: forked by jobmanager_nb's fork server, or as fresh interpreters.
+
+Both give every worker the same start: a new session (so the notebook's Interrupt, which signals
+the kernel's process group, never reaches it), ``/dev/null`` as stdin, the parent's pipes as
+stdout and stderr from the first instruction on, and :func:`jobmanager_nb._child.main` as its
+only code.
+
+* :class:`ForkServerLauncher` (``"forkserver"``): one :mod:`jobmanager_nb._zygote` process per
+  executor forks workers on request; asking costs the parent one ``sendmsg``, the pid and later
+  the exit status come back on the control socket.
+* :class:`SpawnLauncher` (``"spawn"``): ``subprocess.Popen`` of ``python -c``; the exit is seen
+  through a pidfd on Linux, else through the worker's socket closing.
+
+The I/O thread of the executor is the only caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Literal
+
+import jobmanager_nb
+from jobmanager_nb._wire import FrameBuffer
+from jobmanager_nb._zygote import REQUEST
+from jobmanager_nb.executors._process import WorkerProcess
+
+__all__ = ["ForkServerLauncher", "Launcher", "Notice", "SpawnLauncher", "package_root"]
+
+log = logging.getLogger("jobmanager_nb")
+
+
+def package_root() -> str:
+    """The directory that holds the ``jobmanager_nb`` package (put first on a new interpreter's path)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(jobmanager_nb.__file__ or "")))
+
+
+def _bootstrap(statement: str) -> list[str]:
+    paths = [package_root(), *(p for p in sys.path if isinstance(p, str))]
+    code = f"import sys; sys.path[:0] = {list(dict.fromkeys(paths))!r}; {statement}"
+    if not sys.executable:
+        raise RuntimeError("cannot start worker processes: sys.executable is empty in this interpreter")
+    return [sys.executable, "-c", code]
+
+
+@dataclass
+class Notice:
+    """Something the fork server reported about a worker."""
+
+    kind: Literal["started", "exited", "lost"]
+    process: WorkerProcess
+    pid: int | None = None
+    returncode: int | None = None
+    reason: str | None = None
+
+
+class Launcher:
+    """Starts worker processes for one executor."""
+
+    name: str = ""
+
+    def launch(self, process: WorkerProcess) -> None:
+        """Start the OS process of ``process`` (the pid may become known later)."""
+        raise NotImplementedError
+
+    def control_socket(self) -> socket.socket | None:
+        """A socket the I/O thread watches and passes to :meth:`on_control`, if any."""
+        return None
+
+    def on_control(self) -> list[Notice]:
+        """Read what the control socket says."""
+        return []
+
+    def close(self, timeout: float = 1.0) -> None:
+        """Stop helper processes (after every worker has gone)."""
+
+
+class SpawnLauncher(Launcher):
+    """Each worker is a fresh interpreter: slower to start (tens of ms), no helper process."""
+
+    name = "spawn"
+
+    def launch(self, process: WorkerProcess) -> None:
+        conn_fd, out_w, err_w, out_r, err_r = process.fds_for_child()
+        statement = (
+            "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+            f"from jobmanager_nb._child import main; main({conn_fd}, {out_r}, {err_r})"
+        )
+        try:
+            popen = subprocess.Popen(
+                _bootstrap(statement),
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                pass_fds=(conn_fd, out_r, err_r),
+                close_fds=True,
+                start_new_session=True,
+            )
+        finally:
+            process.release_child_fds()
+        process.popen = popen
+        process.pid = popen.pid
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is not None:
+            try:
+                process.pidfd = pidfd_open(popen.pid)
+            except OSError:
+                process.pidfd = None
+
+
+class ForkServerLauncher(Launcher):
+    """Workers are forked from a preloaded, single-threaded server: a few ms per worker."""
+
+    name = "forkserver"
+
+    def __init__(self, preload: tuple[str, ...]) -> None:
+        self._preload = preload
+        self._server: subprocess.Popen[bytes] | None = None
+        self._ctrl: socket.socket | None = None
+        self._frames = FrameBuffer()
+        self._waiting: dict[int, WorkerProcess] = {}  # request id -> process without a pid yet
+        self._by_pid: dict[int, WorkerProcess] = {}
+        self._next_request = 0
+        self._ready = False
+        self.server_pid: int | None = None
+        self.failed_starts = 0  # servers in a row that died before saying "ready"
+
+    def _start_server(self) -> socket.socket:
+        try:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        except (AttributeError, OSError):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        statement = f"from jobmanager_nb._zygote import main; main({theirs.fileno()}, {list(self._preload)!r})"
+        try:
+            self._server = subprocess.Popen(
+                _bootstrap(statement),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(theirs.fileno(),),
+                close_fds=True,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.server_pid = self._server.pid
+        os.set_blocking(self._server.stderr.fileno(), False)  # type: ignore[union-attr]
+        self._ctrl = ours
+        self._frames = FrameBuffer()
+        self._ready = False
+        return ours
+
+    def launch(self, process: WorkerProcess) -> None:
+        ctrl = self._ctrl or self._start_server()
+        request = self._next_request
+        self._next_request += 1
+        try:
+            socket.send_fds(ctrl, [REQUEST.pack(request)], list(process.fds_for_child()))
+        finally:
+            process.release_child_fds()
+        self._waiting[request] = process
+
+    def control_socket(self) -> socket.socket | None:
+        return self._ctrl
+
+    def on_control(self) -> list[Notice]:
+        ctrl = self._ctrl
+        if ctrl is None:
+            return []
+        try:
+            data = ctrl.recv(1 << 16, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return []
+        except OSError:
+            data = b""
+        if not data:
+            return self._server_lost()
+        notices: list[Notice] = []
+        for frame in self._frames.feed(data):
+            kind = frame[0]
+            if kind == "ready":
+                self._ready = True
+                self.failed_starts = 0
+            elif kind == "started":
+                process = self._waiting.pop(frame[1], None)
+                if process is not None:
+                    process.pid = frame[2]
+                    self._by_pid[frame[2]] = process
+                    notices.append(Notice("started", process, pid=frame[2]))
+            elif kind == "exited":
+                process = self._by_pid.pop(frame[1], None)
+                if process is not None:
+                    notices.append(Notice("exited", process, pid=frame[1], returncode=frame[2]))
+            elif kind == "failed":
+                process = self._waiting.pop(frame[1], None)
+                if process is not None:
+                    notices.append(Notice("lost", process, reason=f"could not start a worker: {frame[2]}"))
+        return notices
+
+    def _server_lost(self) -> list[Notice]:
+        """The fork server died: its workers' exit statuses are lost (they die with it on Linux)."""
+        detail = ""
+        if not self._ready:
+            self.failed_starts += 1
+        server = self._server
+        if server is not None:
+            try:
+                if server.stderr is not None:
+                    detail = (server.stderr.read() or b"").decode("utf-8", "replace").strip()
+            except OSError:
+                pass
+            try:
+                code = server.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                code = server.wait()
+            if server.stderr is not None:
+                server.stderr.close()
+            log.warning(
+                "jobmanager_nb: the worker fork server (pid %s) ended with code %s%s",
+                server.pid,
+                code,
+                f": {detail[-2000:]}" if detail else "",
+            )
+        reason = "the worker fork server died, so how this worker ended is unknown"
+        notices = [Notice("lost", p, reason=reason) for p in [*self._waiting.values(), *self._by_pid.values()]]
+        self._waiting.clear()
+        self._by_pid.clear()
+        if self._ctrl is not None:
+            self._ctrl.close()
+        self._ctrl = None
+        self._server = None
+        self.server_pid = None
+        return notices
+
+    def close(self, timeout: float = 1.0) -> None:
+        if self._ctrl is not None:
+            self._ctrl.close()
+            self._ctrl = None
+        server, self._server = self._server, None
+        if server is None:
+            return
+        try:
+            server.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if server.stderr is not None:
+            server.stderr.close()

@@ -1,0 +1,203 @@
+"""The parent's record of one worker process: its socket, its output pipes, its pid and fate.
+
+A :class:`WorkerProcess` is created *before* the OS process exists: it makes the socket pair and
+the two output pipes, and the launcher hands the child's ends to the new process. The worker
+forwards its own output as frames (in order with its other reports); the parent keeps a copy of
+the pipes' read ends only to collect what is left in them when the worker dies. Everything here
+is non-blocking for the I/O thread: the socket is read with ``MSG_DONTWAIT`` and cut into frames,
+output is decoded incrementally as UTF-8 and bounded. Sending (from any thread) goes through
+:attr:`send_lock`, which also guards closing.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import threading
+from typing import Any, Literal
+
+from jobmanager_nb._wire import FrameBuffer, encode
+
+__all__ = ["Stream", "WorkerProcess"]
+
+Stream = Literal["stdout", "stderr"]
+
+_READ_SIZE = 1 << 16
+_TRUNCATED_NOTE = "\n[output truncated: the job wrote more than {limit} bytes; the rest was dropped]\n"
+_serial = itertools.count(1)
+
+
+class WorkerProcess:
+    """One worker process, from before its birth until it has been reaped."""
+
+    def __init__(self, output_limit: int) -> None:
+        self.serial = next(_serial)
+        self.sock, child_sock = socket.socketpair()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
+        self.child_fds: tuple[int, int, int] | None = (child_sock.detach(), out_w, err_w)
+        self.outputs: dict[Stream, int] = {"stdout": out_r, "stderr": err_r}
+        self._decoders = {
+            "stdout": codecs.getincrementaldecoder("utf-8")("replace"),
+            "stderr": codecs.getincrementaldecoder("utf-8")("replace"),
+        }
+        self.frames = FrameBuffer()
+        self.send_lock = threading.Lock()
+        self.pid: int | None = None
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.pidfd: int | None = None
+        self.returncode: int | None = None
+        self.exited = False
+        self.conn_open = True
+        self.run: Any = None  # the executor's run object, once a task was handed over
+        self.kill_requested = False
+        self.stopping = False
+        self.deadline: float | None = None  # kill if still alive by then (linger after "done", stopping)
+        self._output_limit = output_limit
+        self._output_bytes = 0
+        self._truncated = False
+
+    # --- birth -----------------------------------------------------------------------------
+
+    def fds_for_child(self) -> tuple[int, int, int, int, int]:
+        """What the new process gets: its socket end, the write ends of its stdout and stderr pipes,
+        and their read ends (it forwards its own output; ours are for what is left when it dies)."""
+        assert self.child_fds is not None
+        return (*self.child_fds, self.outputs["stdout"], self.outputs["stderr"])
+
+    def release_child_fds(self) -> None:
+        """Close the parent's copies of the child's ends (once the launcher handed them over)."""
+        fds, self.child_fds = self.child_fds, None
+        for fd in fds or ():
+            _close(fd)
+
+    # --- talking -------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> bool:
+        """Send encoded frame bytes; False when the process is gone."""
+        with self.send_lock:
+            if self.sock.fileno() < 0:
+                return False
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return False
+        return True
+
+    def stop(self) -> None:
+        """Ask an idle spare to exit."""
+        self.stopping = True
+        self.send(encode(("stop",)))
+
+    def read_frames(self) -> tuple[list[Any], bool]:
+        """Frames that have arrived so far, and whether the worker's end is closed."""
+        frames: list[Any] = []
+        while True:
+            try:
+                data = self.sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return frames, False
+            except OSError:
+                data = b""
+            if not data:
+                self.conn_open = False
+                return frames, True
+            frames.extend(self.frames.feed(data))
+            if len(data) < _READ_SIZE:
+                return frames, False
+
+    # --- output --------------------------------------------------------------------------------
+
+    def feed_output(self, stream: Stream, data: bytes) -> list[str]:
+        """Decode output the worker forwarded (bounded like :meth:`read_output`)."""
+        return self._bounded(stream, data)
+
+    def read_output(self, stream: Stream, max_bytes: int = 4 * _READ_SIZE) -> tuple[list[str], bool]:
+        """Decoded text read from ``stream`` (up to about ``max_bytes``), and whether it reached EOF
+        (then the caller closes it with :meth:`close_output`). Past the output limit the text is
+        dropped, after one note saying so.
+        """
+        fd = self.outputs.get(stream)
+        if fd is None:
+            return [], True
+        chunks: list[bytes] = []
+        total = 0
+        eof = False
+        while total < max_bytes:
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                eof = True
+                break
+            chunks.append(data)
+            total += len(data)
+        texts: list[str] = []
+        if chunks:
+            texts = self._bounded(stream, b"".join(chunks))
+        if eof:
+            tail = self._decoders[stream].decode(b"", final=True)
+            if tail and not self._truncated:
+                texts.append(tail)
+        return texts, eof
+
+    def _bounded(self, stream: Stream, data: bytes) -> list[str]:
+        if self._truncated:
+            return []
+        room = self._output_limit - self._output_bytes
+        self._output_bytes += len(data)
+        if len(data) <= room:
+            text = self._decoders[stream].decode(data)
+            return [text] if text else []
+        self._truncated = True
+        text = self._decoders[stream].decode(data[: max(room, 0)], final=True)
+        note = _TRUNCATED_NOTE.format(limit=self._output_limit)
+        return [text, note] if text else [note]
+
+    def close_output(self, stream: Stream) -> None:
+        fd = self.outputs.pop(stream, None)
+        if fd is not None:
+            _close(fd)
+
+    # --- death ---------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its process group (what the job started); once the pid is known."""
+        self.kill_requested = True
+        pid = self.pid
+        if pid is None or self.exited:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # the worker leads its own session and group
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)  # in case it has not become a group leader yet
+
+    def close(self) -> None:
+        """Release every descriptor (after the process was reaped)."""
+        self.release_child_fds()
+        with self.send_lock:
+            self.sock.close()
+        for stream in list(self.outputs):
+            self.close_output(stream)
+        if self.pidfd is not None:
+            _close(self.pidfd)
+            self.pidfd = None
+
+    def __repr__(self) -> str:
+        state = "exited" if self.exited else "running" if self.run is not None else "idle"
+        return f"<WorkerProcess #{self.serial} pid={self.pid} {state}>"
+
+
+def _close(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)

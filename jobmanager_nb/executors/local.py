@@ -1,0 +1,759 @@
+"""Offloaded jobs in local worker processes: one fresh process per run, started in milliseconds.
+
+:class:`ProcessExecutor` keeps a few *spare* workers that are already running and asleep on their
+socket (forked from a preloaded fork server, see :mod:`jobmanager_nb._zygote`); a new run is handed
+to a spare at once and a replacement is started behind it. No process ever runs two jobs. At most
+``max_workers`` runs are running at a time; the rest wait in FIFO order.
+
+One background I/O thread watches every worker's socket, output pipes and exit, and calls each
+run's listener, in order: ``started``, then ``message`` / ``progress`` / ``output`` as they happen,
+and exactly one ``exited`` last. ``submit``, :class:`RunHandle` methods and ``shutdown`` may be
+called from any thread (a listener included); they never wait for a process to start.
+
+Worker processes ignore SIGINT and live in their own session, so the notebook's Interrupt button
+does not reach them; they end themselves when this process dies, spares included.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import logging
+import os
+import pickle
+import selectors
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jobmanager_nb._exits import returncode_reason
+from jobmanager_nb._wire import encode
+from jobmanager_nb.executors._launchers import ForkServerLauncher, Launcher, Notice, SpawnLauncher
+from jobmanager_nb.executors._process import Stream, WorkerProcess
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+
+__all__ = ["DEFAULT_PRELOAD", "ProcessExecutor"]
+
+log = logging.getLogger("jobmanager_nb")
+
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "jobmanager_nb.worker",
+    "json",
+    "runpy",
+    "traceback",
+    "inspect",
+    "asyncio",
+    "cloudpickle",
+)
+"""Modules the fork server imports once, so that workers forked from it need not."""
+
+_STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
+_SPARE_DEATHS_TOLERATED = 3
+_STOP_GRACE = 1.0
+
+
+class _Run(RunHandle):
+    """One submitted run: its task, its listener, and where it stands."""
+
+    def __init__(self, executor: ProcessExecutor, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> None:
+        self.run_id = task.run_id
+        self.name = task.name
+        self.listener = listener
+        self.task_frame = encode(("task", executor._task_spec(task)))
+        self.outbox: collections.deque[bytes] = collections.deque()
+        self.process: WorkerProcess | None = None
+        self.task_sent = False
+        self.started = False
+        self.settled = False
+        self.cancel_sent = False
+        self.cancel_deadline: float | None = None
+        self.cancel_grace: float | None = None
+        self.cancel_timed_out = False
+        self.kill_reason: str | None = None
+        self.retries_left = 1  # a worker that dies before the job starts is replaced once
+        self.handing_over = False  # handed to a worker that has not said "started" yet
+        self._executor = executor
+        self._done = threading.Event()
+
+    def post_message(self, message: Any) -> None:
+        """Send ``message`` to the job's ``worker.on_message`` callbacks (queued until the worker
+        has the task). Raises ``TypeError`` if it cannot be pickled; does nothing once the run ended."""
+        try:
+            payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f'cannot send this {type(message).__name__} to job "{self.name}": it cannot be pickled '
+                f"({type(exc).__name__}: {exc}). Send plain data (str, numbers, lists, dicts)."
+            ) from exc
+        if self.settled:
+            return
+        self.outbox.append(encode(("message", payload)))
+        self._executor._flush(self)
+
+    def cancel(self, grace: float | None = None) -> None:
+        """Send ``"cancel"``; with a ``grace`` in seconds, kill the worker if it is still running then.
+        A run still waiting for a free slot ends at once (failed, cancelled)."""
+        self._executor._cancel(self, grace)
+
+    def kill(self) -> None:
+        """SIGKILL the worker (and what it started) now; the run fails with "was killed"."""
+        self._executor._kill(self)
+
+    @property
+    def done(self) -> bool:
+        """True once the ``exited`` event has been delivered."""
+        return self._done.is_set()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, once it is known (``None`` while queued)."""
+        process = self.process
+        return process.pid if process is not None else None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the ``exited`` event has been delivered; False on timeout."""
+        return self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running" if self.process is not None else "queued"
+        return f"<RunHandle {self.name!r} run_id={self.run_id!r} {state}>"
+
+
+class ProcessExecutor(Executor):
+    """Runs each offloaded run in a fresh local process.
+
+    ``max_workers``: runs running at once (default: twice the CPU count); the rest queue, FIFO.
+    ``spares``: idle workers kept started ahead of need, so a run starts in about a millisecond;
+    0 starts each worker on demand. ``start_method``: ``"forkserver"`` (the default on POSIX;
+    workers are forked from a preloaded server, a few ms each) or ``"spawn"`` (a fresh interpreter
+    per worker, tens of ms). ``output_limit``: bytes of stdout+stderr forwarded per run; beyond it
+    one note says the rest was dropped. ``linger``: seconds a worker may keep running after it
+    posted ``"done"`` or ``"cancelled"`` (or returned) before it is killed. ``preload``: modules
+    the fork server imports once for all workers (see :data:`DEFAULT_PRELOAD`).
+
+    Creating the executor starts its I/O thread, the fork server and the spares in the background.
+    Call :meth:`shutdown` when done with it (they also end by themselves when this process dies).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_workers: int | None = None,
+        spares: int = 2,
+        start_method: str | None = None,
+        output_limit: int = 1 << 20,
+        linger: float = 1.0,
+        preload: Sequence[str] | None = None,
+    ) -> None:
+        if os.name != "posix":
+            raise NotImplementedError(
+                "ProcessExecutor needs a POSIX system (Linux, macOS); run jobs inline with offloaded=False"
+            )
+        if max_workers is None:
+            max_workers = max(2, (os.cpu_count() or 1) * 2)
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ValueError(f"max_workers must be a positive integer, not {max_workers!r}")
+        if not isinstance(spares, int) or spares < 0:
+            raise ValueError(f"spares must be 0 or a positive integer, not {spares!r}")
+        if start_method is None:
+            start_method = "forkserver" if hasattr(os, "fork") else "spawn"
+        if start_method not in ("forkserver", "spawn"):
+            raise ValueError(f'start_method must be "forkserver" or "spawn", not {start_method!r}')
+        if output_limit < 0:
+            raise ValueError(f"output_limit must be 0 or more bytes, not {output_limit!r}")
+        self.max_workers = max_workers
+        self.spares = spares
+        self.start_method = start_method
+        self._output_limit = output_limit
+        self._linger = float(linger)
+        self._launcher: Launcher = (
+            ForkServerLauncher(tuple(DEFAULT_PRELOAD if preload is None else preload))
+            if start_method == "forkserver"
+            else SpawnLauncher()
+        )
+
+        self._lock = threading.Lock()
+        self._queue: collections.deque[_Run] = collections.deque()  # guarded by _lock
+        self._idle: collections.deque[WorkerProcess] = collections.deque()  # guarded by _lock
+        self._running = 0  # processes holding a run, until they exit; guarded by _lock
+        self._commands: list[Callable[[], None]] = []  # work for the I/O thread; guarded by _lock
+        self._closing = False  # guarded by _lock
+        self._spare_target = spares
+        self._spare_deaths = 0
+        self._handing_over = 0  # runs handed to a worker that has not said "started" yet; guarded by _lock
+
+        self._processes: set[WorkerProcess] = set()  # I/O thread only
+        self._selector = selectors.DefaultSelector()
+        self._control: Any = None
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        self._wake_r: int | None = wake_r
+        self._wake_w: int | None = wake_w
+        self._selector.register(wake_r, selectors.EVENT_READ, (self._on_wake, None))
+        self._thread = threading.Thread(target=self._loop, name="jobmanager_nb-executor", daemon=True)
+        self._thread.start()
+
+    # --- public API --------------------------------------------------------------------------------
+
+    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> _Run:
+        """Queue ``task`` and return its handle at once; ``listener`` gets its events in order,
+        from the executor's I/O thread. Raises ``RuntimeError`` after :meth:`shutdown`."""
+        _check_task(task)
+        try:
+            run = _Run(self, task, listener)
+        except Exception as exc:
+            raise TypeError(
+                f'job "{task.name}": its task cannot be sent to a worker ({type(exc).__name__}: {exc})'
+            ) from exc
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("this ProcessExecutor has been shut down; create a new one")
+            process = None
+            if not self._queue and self._running < self.max_workers and self._idle:
+                process = self._idle.popleft()
+                self._assign(process, run)
+            else:
+                self._queue.append(run)
+        if process is not None:
+            self._flush(run)
+        self._wake()
+        return run
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Cancel every run (queued ones end at once), wait up to ``timeout`` seconds for running
+        ones (``None``: as long as they take), kill what is left, stop the spares and the fork
+        server, and return when every process has gone. Idempotent; raises nothing for job
+        failures. Called from a listener, it starts all this and returns without waiting."""
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+            queued = list(self._queue) if first else []
+            self._queue.clear()
+            if first:
+                for run in queued:
+                    self._commands.append(functools.partial(self._settle, run, _cancelled_outcome()))
+                self._commands.append(lambda: self._cancel_running(timeout))
+        self._wake()
+        if threading.current_thread() is self._thread:
+            return
+        self._thread.join()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            state = "shut down" if self._closing else "running"
+            queued, running, idle = len(self._queue), self._running, len(self._idle)
+        return (
+            f"<ProcessExecutor {self.start_method} {state}: {running} running, {queued} queued, "
+            f"{idle} spare, max_workers={self.max_workers}>"
+        )
+
+    # --- called by run handles (any thread) ------------------------------------------------------
+
+    def _task_spec(self, task: OffloadedTask) -> dict[str, Any]:
+        try:
+            cwd = task.cwd or os.getcwd()
+        except OSError:
+            cwd = None
+        target = task.target
+        if task.target_kind == "script":
+            target = os.path.abspath(os.path.join(cwd or "", os.fspath(target)))  # type: ignore[arg-type]
+        return {
+            "run_id": task.run_id,
+            "name": task.name,
+            "target_kind": task.target_kind,
+            "target": target,
+            "data_json": task.data_json,
+            "run_info": dict(task.run_info),
+            "cwd": cwd,
+            "sys_path": [p for p in task.sys_path if isinstance(p, str)],
+            "parent_sys_path": [p for p in sys.path if isinstance(p, str)],
+            "env": dict(os.environ),
+            "output_limit": self._output_limit,
+        }
+
+    def _flush(self, run: _Run) -> None:
+        """Send the task (once) and then any queued messages to the run's worker, in order."""
+        process = run.process
+        if process is None:
+            return
+        with process.send_lock:
+            if process.sock.fileno() < 0:
+                return
+            try:
+                if not run.task_sent:
+                    process.sock.sendall(run.task_frame)
+                    run.task_sent = True
+                while run.outbox:
+                    process.sock.sendall(run.outbox.popleft())
+            except OSError:
+                pass  # the worker is gone; the I/O thread reports how it ended
+
+    def _cancel(self, run: _Run, grace: float | None) -> None:
+        if grace is not None and grace < 0:
+            raise ValueError(f"grace must be 0 or more seconds, not {grace!r}")
+        with self._lock:
+            if run.settled:
+                return
+            if run.process is None:  # still queued: it never starts
+                if run in self._queue:
+                    self._queue.remove(run)
+                    self._commands.append(functools.partial(self._settle, run, _cancelled_outcome()))
+                send = False
+            else:
+                send = not run.cancel_sent
+                run.cancel_sent = True
+                if grace is not None:
+                    deadline = time.monotonic() + grace
+                    if run.cancel_deadline is None or deadline < run.cancel_deadline:
+                        run.cancel_deadline = deadline
+                        run.cancel_grace = grace
+        if send:
+            run.outbox.append(encode(("message", pickle.dumps("cancel"))))
+            self._flush(run)
+        self._wake()
+
+    def _kill(self, run: _Run) -> None:
+        with self._lock:
+            if run.settled:
+                return
+            process = run.process
+            if process is None:
+                if run in self._queue:
+                    self._queue.remove(run)
+                    error = f'Worker for job "{run.name}" was killed before it started'
+                    self._commands.append(functools.partial(self._settle, run, RunOutcome("failed", error=error)))
+            elif run.kill_reason is None:
+                run.kill_reason = f'Worker for job "{run.name}" was killed'
+                self._commands.append(process.kill)
+        self._wake()
+
+    def _wake(self) -> None:
+        with self._lock:
+            if self._wake_w is None:
+                return
+            with contextlib.suppress(OSError):  # a full pipe means it is awake already
+                os.write(self._wake_w, b"\0")
+
+    # --- the I/O thread ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        try:
+            while True:
+                self._step()
+                if self._finished():
+                    break
+                for key, _ in self._selector.select(self._next_timeout()):
+                    handler, argument = key.data
+                    try:
+                        handler(argument)
+                    except Exception:
+                        log.exception("jobmanager_nb: internal error while watching a worker")
+                        if isinstance(argument, WorkerProcess):
+                            self._fail_process(argument, "internal error while watching the worker")
+                        elif isinstance(argument, tuple):
+                            self._fail_process(argument[0], "internal error while watching the worker")
+        except BaseException:
+            log.critical("jobmanager_nb: the executor's I/O thread failed; killing its workers", exc_info=True)
+        finally:
+            self._teardown()
+
+    def _step(self) -> None:
+        """Everything that is not a reaction to a descriptor: commands, deadlines, launching."""
+        with self._lock:
+            commands, self._commands = self._commands, []
+        for command in commands:
+            try:
+                command()
+            except Exception:
+                log.exception("jobmanager_nb: internal error in the executor")
+        now = time.monotonic()
+        for process in list(self._processes):
+            run = process.run
+            if (
+                run is not None
+                and not run.settled
+                and run.cancel_deadline is not None
+                and now >= run.cancel_deadline
+                and run.kill_reason is None
+            ):
+                run.kill_reason = (
+                    f'Worker for job "{run.name}" did not stop within {run.cancel_grace:g} s after cancel; killed'
+                )
+                run.cancel_timed_out = True
+                process.kill()
+            if process.deadline is not None and now >= process.deadline and not process.kill_requested:
+                process.kill()
+        self._launch_and_dispatch()
+
+    def _launch_and_dispatch(self) -> None:
+        with self._lock:
+            closing = self._closing
+            if closing:
+                for spare in self._idle:
+                    if not spare.stopping:
+                        spare.stop()
+                        spare.deadline = time.monotonic() + _STOP_GRACE
+                return
+            to_flush = self._dispatch_locked()
+            free = self.max_workers - self._running
+            # Replacing a spare that was just handed a run waits until that run has started: forking
+            # competes for the CPU with the job's own start, which is what spares are there to speed up.
+            spares = 0 if self._handing_over else self._spare_target
+            wanted = spares + min(len(self._queue), free)
+            room = self.max_workers + self.spares - len(self._processes)
+            launches = max(0, min(wanted - len(self._idle), room))
+        for run in to_flush:
+            self._flush(run)
+        for _ in range(launches):
+            process = self._launch()
+            if process is None:
+                break
+            with self._lock:
+                self._idle.append(process)
+                to_flush = self._dispatch_locked()
+            for run in to_flush:
+                self._flush(run)
+
+    def _dispatch_locked(self) -> list[_Run]:
+        assigned = []
+        while self._queue and self._idle and self._running < self.max_workers:
+            run = self._queue.popleft()
+            self._assign(self._idle.popleft(), run)
+            assigned.append(run)
+        return assigned
+
+    def _assign(self, process: WorkerProcess, run: _Run) -> None:
+        process.run = run
+        run.process = process
+        self._running += 1
+        run.handing_over = True
+        self._handing_over += 1
+
+    def _handed_over(self, run: _Run) -> None:
+        """The run started (or ended, or went back to the queue): its hand-over is over."""
+        with self._lock:
+            if run.handing_over:
+                run.handing_over = False
+                self._handing_over -= 1
+
+    def _launch(self) -> WorkerProcess | None:
+        process = WorkerProcess(self._output_limit)
+        try:
+            self._launcher.launch(process)
+        except Exception as exc:
+            process.close()
+            if isinstance(self._launcher, ForkServerLauncher):
+                log.warning("jobmanager_nb: the worker fork server failed (%s); using spawn instead", exc)
+                self._use_spawn()
+                return self._launch()
+            log.error("jobmanager_nb: could not start a worker process: %s", exc)
+            self._fail_head_of_queue(f"could not start a worker process: {type(exc).__name__}: {exc}")
+            return None
+        self._processes.add(process)
+        self._selector.register(process.sock, selectors.EVENT_READ, (self._on_conn, process))
+        if process.pidfd is not None:
+            self._selector.register(process.pidfd, selectors.EVENT_READ, (self._on_pidfd, process))
+        control = self._launcher.control_socket()
+        if control is not None and control is not self._control:
+            self._control = control
+            self._selector.register(control, selectors.EVENT_READ, (self._on_control, None))
+        return process
+
+    def _use_spawn(self) -> None:
+        old = self._launcher
+        self._launcher = SpawnLauncher()
+        self.start_method = "spawn"
+        if self._control is not None:
+            self._unregister(self._control)
+            self._control = None
+        old.close(timeout=0.5)
+
+    def _cancel_running(self, grace: float | None) -> None:
+        for process in list(self._processes):
+            run = process.run
+            if run is not None and not run.settled:
+                self._cancel(run, grace)
+
+    def _fail_head_of_queue(self, reason: str) -> None:
+        with self._lock:
+            run = self._queue.popleft() if self._queue else None
+        if run is not None:
+            self._settle(run, RunOutcome("failed", error=f'Worker for job "{run.name}": {reason}'))
+
+    # --- reactions ---------------------------------------------------------------------------------
+
+    def _on_wake(self, _: object) -> None:
+        assert self._wake_r is not None
+        try:
+            while os.read(self._wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _on_control(self, _: object) -> None:
+        control = self._control
+        notices = self._launcher.on_control()
+        if control is not None and self._launcher.control_socket() is not control:
+            self._unregister(control)
+            self._control = None
+        for notice in notices:
+            self._on_notice(notice)
+        launcher = self._launcher
+        if isinstance(launcher, ForkServerLauncher) and launcher.failed_starts >= 2:
+            log.warning("jobmanager_nb: the worker fork server does not start; using spawn instead")
+            self._use_spawn()
+
+    def _on_notice(self, notice: Notice) -> None:
+        process = notice.process
+        if notice.kind == "started":
+            if process.kill_requested:
+                process.kill()
+        elif notice.kind == "exited":
+            self._on_exit(process, notice.returncode)
+        else:
+            self._on_exit(process, None, lost=notice.reason)
+
+    def _on_pidfd(self, process: WorkerProcess) -> None:
+        assert process.popen is not None
+        self._on_exit(process, process.popen.wait())
+
+    def _on_conn(self, process: WorkerProcess) -> None:
+        frames, eof = process.read_frames()
+        for frame in frames:
+            self._on_frame(process, frame)
+        if eof:
+            self._unregister(process.sock)
+            if process.popen is not None and process.pidfd is None:
+                self._on_exit(process, process.popen.wait())
+
+    def _collect_leftover_output(self, process: WorkerProcess) -> None:
+        """What a worker wrote but did not forward before it died (a crash report, for instance)."""
+        for stream in _STREAMS:
+            texts, _ = process.read_output(stream, max_bytes=1 << 62)
+            self._emit_output(process, stream, texts)
+            self._close_output(process, stream)
+
+    def _emit_output(self, process: WorkerProcess, stream: Stream, texts: list[str]) -> None:
+        run = process.run
+        if run is None or run.settled:
+            if texts:
+                log.debug("jobmanager_nb: output of worker %s outside a run: %r", process.pid, "".join(texts)[-500:])
+            return
+        for text in texts:
+            self._emit(run, WorkerEvent("output", run.run_id, payload=(stream, text)))
+
+    def _on_frame(self, process: WorkerProcess, frame: Any) -> None:
+        kind = frame[0]
+        if kind == "output":
+            self._emit_output(process, frame[1], process.feed_output(frame[1], frame[2]))
+            return
+        run = process.run
+        if run is None or run.settled:
+            return
+        if kind == "started":
+            run.started = True
+            self._handed_over(run)
+            self._emit(run, WorkerEvent("started", run.run_id, payload=frame[1]))
+        elif kind == "message":
+            message = self._unpickle(run, frame[1], "message")
+            self._emit(run, WorkerEvent("message", run.run_id, payload=message))
+            if isinstance(message, str) and message == "done":
+                self._settle(run, RunOutcome("finished"))
+            elif isinstance(message, str) and message == "cancelled":
+                self._settle(run, _cancelled_outcome())
+        elif kind == "progress":
+            self._emit(run, WorkerEvent("progress", run.run_id, payload=(frame[1], frame[2])))
+        elif kind == "end":
+            end = frame[1]
+            result = None if end["result"] is None else self._unpickle(run, end["result"], "result")
+            self._settle(
+                run,
+                RunOutcome(end["status"], result=result, error=end["error"], exit_code=end["exit_code"]),
+            )
+
+    def _unpickle(self, run: _Run, data: bytes, what: str) -> Any:
+        try:
+            return pickle.loads(data)
+        except Exception as exc:
+            note = f"<the job's {what} could not be unpickled here: {type(exc).__name__}: {exc}>"
+            self._emit(run, WorkerEvent("output", run.run_id, payload=("stderr", f"[jobmanager_nb] {note}\n")))
+            return note
+
+    def _on_exit(self, process: WorkerProcess, returncode: int | None, lost: str | None = None) -> None:
+        with self._lock:
+            if process.exited:
+                return
+            process.exited = True
+            process.returncode = returncode
+            if process in self._idle:
+                self._idle.remove(process)
+            run = process.run
+        if process.conn_open:
+            frames, _ = process.read_frames()
+            for frame in frames:
+                self._on_frame(process, frame)
+        self._collect_leftover_output(process)
+        retry = False
+        if run is not None and not run.settled:
+            with self._lock:
+                retry = (
+                    not run.started
+                    and run.retries_left > 0
+                    and run.kill_reason is None
+                    and not run.cancel_sent
+                    and not self._closing
+                )
+                if run.handing_over:
+                    run.handing_over = False
+                    self._handing_over -= 1
+                if retry:
+                    run.retries_left -= 1
+                    run.process = None
+                    run.task_sent = False
+                    self._queue.appendleft(run)
+            if retry:
+                log.warning(
+                    'jobmanager_nb: the worker for job "%s" ended before the job started (%s); trying another one',
+                    run.name,
+                    lost or returncode_reason(run.name, returncode if returncode is not None else -1),
+                )
+            else:
+                self._settle(run, self._exit_outcome(run, returncode, lost))
+        with self._lock:
+            if run is not None:
+                self._running -= 1
+        self._forget(process)
+        if run is None and not process.stopping and not self._closing:
+            self._spare_deaths += 1
+            log.warning("jobmanager_nb: a spare worker (pid %s) ended with code %s", process.pid, returncode)
+            if self._spare_deaths >= _SPARE_DEATHS_TOLERATED and self._spare_target:
+                log.warning("jobmanager_nb: spare workers keep dying; starting workers on demand from now on")
+                self._spare_target = 0
+        elif run is not None and run.started:
+            self._spare_deaths = 0
+
+    def _exit_outcome(self, run: _Run, returncode: int | None, lost: str | None) -> RunOutcome:
+        if run.kill_reason is not None:
+            return RunOutcome("failed", error=run.kill_reason, exit_code=returncode, cancelled=run.cancel_timed_out)
+        if lost is not None or returncode is None:
+            return RunOutcome("failed", error=f'Worker for job "{run.name}" was lost: {lost}')
+        if returncode == 0 and run.started:
+            return RunOutcome("finished", exit_code=0)
+        error = returncode_reason(run.name, returncode)
+        if not run.started:
+            error += " before the job started"
+        return RunOutcome("failed", error=error, exit_code=returncode)
+
+    def _settle(self, run: _Run, outcome: RunOutcome) -> None:
+        if run.settled:
+            return
+        run.settled = True
+        self._handed_over(run)
+        self._emit(run, WorkerEvent("exited", run.run_id, outcome=outcome))
+        run._done.set()
+        process = run.process
+        if process is not None and not process.exited and process.deadline is None:
+            process.deadline = time.monotonic() + self._linger
+
+    def _emit(self, run: _Run, event: WorkerEvent) -> None:
+        try:
+            run.listener(event)
+        except Exception:
+            log.exception("jobmanager_nb: the listener of job %r raised on its %r event", run.name, event.kind)
+
+    def _fail_process(self, process: WorkerProcess, reason: str) -> None:
+        run = process.run
+        if run is not None and run.kill_reason is None:
+            run.kill_reason = f'Worker for job "{run.name}" was killed: {reason}'
+        process.kill()
+        self._unregister(process.sock)
+        if process.popen is not None and process.pidfd is None:
+            self._on_exit(process, process.popen.wait())
+
+    # --- bookkeeping -------------------------------------------------------------------------------
+
+    def _next_timeout(self) -> float | None:
+        deadlines = [p.deadline for p in self._processes if p.deadline is not None and not p.kill_requested]
+        deadlines += [
+            p.run.cancel_deadline
+            for p in self._processes
+            if p.run is not None
+            and not p.run.settled
+            and p.run.cancel_deadline is not None
+            and p.run.kill_reason is None
+        ]
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _finished(self) -> bool:
+        with self._lock:
+            return self._closing and not self._processes and not self._queue and not self._commands
+
+    def _unregister(self, fileobj: Any) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(fileobj)
+
+    def _close_output(self, process: WorkerProcess, stream: Stream) -> None:
+        process.close_output(stream)
+
+    def _forget_descriptors(self, process: WorkerProcess) -> None:
+        self._unregister(process.sock)
+        for stream in _STREAMS:
+            self._close_output(process, stream)
+        if process.pidfd is not None:
+            self._unregister(process.pidfd)
+
+    def _forget(self, process: WorkerProcess) -> None:
+        self._forget_descriptors(process)
+        process.close()
+        self._processes.discard(process)
+
+    def _teardown(self) -> None:
+        for process in list(self._processes):
+            process.kill()
+            run = process.run
+            if run is not None and not run.settled:
+                error = f'Worker for job "{run.name}" was killed: the executor stopped'
+                self._settle(run, RunOutcome("failed", error=error))
+            if process.popen is not None:
+                with contextlib.suppress(Exception):
+                    process.popen.wait(timeout=_STOP_GRACE)
+            self._forget(process)
+        with self._lock:
+            queued, self._queue = list(self._queue), collections.deque()
+            self._closing = True
+        for run in queued:
+            self._settle(run, _cancelled_outcome())
+        try:
+            self._launcher.close()
+        except Exception:
+            log.exception("jobmanager_nb: could not stop the worker fork server")
+        self._selector.close()
+        with self._lock:
+            fds = (self._wake_r, self._wake_w)
+            self._wake_r = self._wake_w = None
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+
+
+def _cancelled_outcome() -> RunOutcome:
+    return RunOutcome("failed", error="cancelled", cancelled=True)
+
+
+def _check_task(task: OffloadedTask) -> None:
+    if not isinstance(task, OffloadedTask):
+        raise TypeError(f"submit() needs an OffloadedTask, not {type(task).__name__}")
+    if task.target_kind == "pickled":
+        if not isinstance(task.target, (bytes, bytearray)):
+            raise TypeError("a pickled task's target must be the cloudpickle bytes of a callable")
+    elif task.target_kind in ("script", "reference"):
+        if not isinstance(task.target, str):
+            raise TypeError(f"a {task.target_kind} task's target must be a string")
+    else:
+        raise ValueError(f'target_kind must be "script", "reference" or "pickled", not {task.target_kind!r}')

@@ -160,7 +160,6 @@ class _Job:
     __slots__ = (
         "active",
         "definition",
-        "running",
         "failures",
         "last_run",
         "name",
@@ -169,6 +168,7 @@ class _Job:
         "paused_at",
         "progress",
         "registered",
+        "running",
         "runs",
         "skipped",
         "timer",

@@ -6,7 +6,7 @@ the socket's descriptor and the read ends of the two pipes. It then:
 
 1. ignores SIGINT (the notebook's Interrupt button is not meant for jobs), makes ``sys.stdout`` and
    ``sys.stderr`` line-buffered writers on fds 1 and 2, enables :mod:`faulthandler`, starts the
-   threads that forward fds 1 and 2 to the parent (:mod:`jobmanager_nb._output`), and its
+   thread that forwards fds 1 and 2 to the parent (:mod:`jobmanager_nb._output`), and its
    listener thread, parked until a task arrives;
 2. blocks until the parent sends ``("task", spec)`` — a spare worker sleeps here; ``("stop",)``
    or end of file (the parent died) makes it exit quietly;
@@ -31,7 +31,7 @@ import threading
 
 from jobmanager_nb import worker
 from jobmanager_nb._exits import exit_code_reason
-from jobmanager_nb._output import OutputBudget, OutputPump, drain_all, start_pumps
+from jobmanager_nb._output import OutputBudget, OutputPump, drain_all, start_pump
 from jobmanager_nb._wire import Channel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (workers stay light)
@@ -63,7 +63,7 @@ def _serve(conn_fd: int, out_fd: int, err_fd: int) -> int:
     faulthandler.enable()
     channel = Channel(conn_fd)
     budget = OutputBudget(1 << 20)
-    start_pumps([OutputPump("stdout", out_fd, channel, budget), OutputPump("stderr", err_fd, channel, budget)])
+    start_pump(OutputPump({"stdout": out_fd, "stderr": err_fd}, channel, budget))
     # The threads are started now, while this worker may still be a spare, because starting a
     # thread costs about a millisecond (much more on a busy machine) that a run should not wait for.
     # The listener waits behind ``gate`` until the task has been read.

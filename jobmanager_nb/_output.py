@@ -1,8 +1,8 @@
 """Inside a worker: forward what the job writes to fds 1 and 2 to the parent, in order with its reports.
 
 fds 1 and 2 of a worker are pipes, so everything the job writes reaches them: ``print``, C code,
-``os.write(1, ...)``, and the child processes it starts. One :class:`OutputPump` per pipe reads it
-on a daemon thread and sends ``("output", stream, bytes)`` frames. Before the worker sends any
+``os.write(1, ...)``, and the child processes it starts. An :class:`OutputPump` reads both on a
+daemon thread and sends ``("output", stream, bytes)`` frames. Before the worker sends any
 other frame it calls :func:`drain_all`, which forwards everything already in the pipes, so that the
 parent sees output, messages and progress in the order the job produced them.
 
@@ -19,7 +19,7 @@ import threading
 
 from jobmanager_nb._wire import Channel
 
-__all__ = ["OutputBudget", "OutputPump", "drain_all"]
+__all__ = ["OutputBudget", "OutputPump", "drain_all", "start_pump"]
 
 _READ_SIZE = 1 << 16
 
@@ -45,50 +45,54 @@ class OutputBudget:
 
 
 class OutputPump:
-    """Reads one output pipe of the worker and forwards it as frames."""
+    """Reads the worker's output pipes on one daemon thread and forwards them as frames."""
 
-    def __init__(self, stream: str, fd: int, channel: Channel, budget: OutputBudget) -> None:
-        self.stream = stream
-        self.fd = fd
+    def __init__(self, fds: dict[str, int], channel: Channel, budget: OutputBudget) -> None:
+        self._open = dict(fds)  # stream name -> read end, until end of file
         self._channel = channel
         self._budget = budget
         self._lock = threading.Lock()  # held while reading and forwarding, so drain() is exact
         self._poll = select.poll()
-        self._poll.register(fd, select.POLLIN)
-        self.closed = False
+        for fd in fds.values():
+            self._poll.register(fd, select.POLLIN)
 
     def start(self) -> None:
-        threading.Thread(target=self._run, name=f"jobmanager_nb-{self.stream}", daemon=True).start()
+        threading.Thread(target=self._run, name="jobmanager_nb-output", daemon=True).start()
 
     def drain(self) -> None:
-        """Forward everything written to the pipe so far."""
+        """Forward everything written to the pipes so far."""
         with self._lock:
-            self._forward_available()
+            for stream in list(self._open):
+                self._forward_available(stream)
 
     def _run(self) -> None:
-        while not self.closed:
+        while self._open:
             try:
-                self._poll.poll()
+                ready = self._poll.poll()
             except InterruptedError:
                 continue
             with self._lock:
-                self._forward_available()
+                for stream, fd in list(self._open.items()):
+                    if any(ready_fd == fd for ready_fd, _ in ready):
+                        self._forward_available(stream)
 
-    def _forward_available(self) -> None:
-        while not self.closed:
+    def _forward_available(self, stream: str) -> None:
+        fd = self._open[stream]
+        while True:
             try:
-                data = os.read(self.fd, _READ_SIZE)
+                data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 return
             except OSError:
                 data = b""
             if not data:
-                self.closed = True
+                self._poll.unregister(fd)
+                del self._open[stream]
                 return
             allowed = self._budget.take(len(data))
             if allowed:
                 try:
-                    self._channel.send(("output", self.stream, data[:allowed]))
+                    self._channel.send(("output", stream, data[:allowed]))
                 except OSError:
                     return  # the parent is gone; the listener thread ends this process
 
@@ -96,11 +100,10 @@ class OutputPump:
 _pumps: list[OutputPump] = []
 
 
-def start_pumps(pumps: list[OutputPump]) -> None:
-    """Start forwarding, and make :func:`drain_all` cover these pumps."""
-    _pumps[:] = pumps
-    for pump in pumps:
-        pump.start()
+def start_pump(pump: OutputPump) -> None:
+    """Start forwarding, and make :func:`drain_all` cover this pump."""
+    _pumps[:] = [pump]
+    pump.start()
 
 
 def drain_all() -> None:

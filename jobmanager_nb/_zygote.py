@@ -1,18 +1,20 @@
 """jobmanager_nb's fork server: a single-threaded process that forks fresh worker processes.
 
 :class:`~jobmanager_nb.executors.local.ProcessExecutor` starts one per executor (a fresh
-interpreter with the parent's ``sys.path``). It imports the worker code and the modules in its
-preload list once, then serves requests on its control socket. Forking from this clean,
-thread-free process is safe and takes a few milliseconds, where starting a new interpreter takes
-tens of them; unlike :mod:`multiprocessing`'s fork server it never re-imports the parent's
-``__main__`` script, and each worker becomes the leader of its own session.
+interpreter with the parent's ``sys.path``). It imports the worker code, then serves requests on
+its control socket, importing the modules of its preload list one by one while no request is
+waiting (the first worker does not wait for them; later ones find them loaded). Forking from
+this clean, thread-free process is safe and takes a few milliseconds, where starting a new
+interpreter takes tens of them; unlike :mod:`multiprocessing`'s fork server it never re-imports
+the parent's ``__main__`` script, and each worker becomes the leader of its own session.
 
 Requests (parent → server): 8 bytes (a request id) carrying five descriptors: the worker's end of
-its parent socket, the write ends of its stdout and stderr pipes, and their read ends. Reports (server → parent),
-as :mod:`jobmanager_nb._wire` frames: ``("ready", server_pid)``, ``("started", request_id, pid)``,
-``("failed", request_id, error_text)`` and ``("exited", pid, returncode)`` (negative: killed by
-that signal). The server exits when the parent closes the control socket (or dies); on Linux its
-workers are then killed too (``PR_SET_PDEATHSIG``), besides noticing the parent's end themselves.
+its parent socket, the write ends of its stdout and stderr pipes, and their read ends. Reports
+(server → parent), as :mod:`jobmanager_nb._wire` frames: ``("ready", server_pid)``,
+``("started", request_id, pid)``, ``("failed", request_id, error_text)`` and
+``("exited", pid, returncode)`` (negative: killed by that signal). The server exits when the
+parent closes the control socket (or dies); on Linux its workers are then killed too
+(``PR_SET_PDEATHSIG``), besides noticing the parent's end themselves.
 """
 
 from __future__ import annotations
@@ -42,12 +44,8 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import jobmanager_nb._child  # noqa: F401  (the code every worker runs)
 
-    for name in preload:
-        try:  # noqa: SIM105
-            __import__(name)
-        except Exception:
-            pass  # an optional speed-up only: the worker imports it itself if the job needs it
-    gc.freeze()  # keep the collector off the preloaded objects, so workers share their pages longer
+    gc.freeze()  # keep the collector off these objects, so that workers share their pages longer
+    to_preload = list(preload)  # imported between requests, so that the first worker need not wait
     ctrl = socket.socket(fileno=ctrl_fd)
     ctrl.setblocking(True)
     wake_r, wake_w = os.pipe()
@@ -61,8 +59,13 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
     pending = b""
     while True:
         try:
-            readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [])
+            readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [], 0 if to_preload else None)
         except InterruptedError:
+            continue
+        if not readable and to_preload:
+            _preload(to_preload.pop(0))
+            if not to_preload:
+                gc.freeze()
             continue
         if wake_r in readable:
             try:
@@ -86,6 +89,13 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
         (request_id,) = REQUEST.unpack(pending)
         pending = b""
         _fork_worker(ctrl, request_id, fds, devnull, (wake_r, wake_w), prctl)
+
+
+def _preload(name: str) -> None:
+    try:  # noqa: SIM105
+        __import__(name)
+    except Exception:
+        pass  # only a speed-up: a worker imports the module itself if its job needs it
 
 
 def _fork_worker(

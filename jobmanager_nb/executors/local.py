@@ -39,16 +39,10 @@ __all__ = ["DEFAULT_PRELOAD", "ProcessExecutor"]
 
 log = logging.getLogger("jobmanager_nb")
 
-DEFAULT_PRELOAD: tuple[str, ...] = (
-    "jobmanager_nb.worker",
-    "json",
-    "runpy",
-    "traceback",
-    "inspect",
-    "asyncio",
-    "cloudpickle",
-)
-"""Modules the fork server imports once, so that workers forked from it need not."""
+DEFAULT_PRELOAD: tuple[str, ...] = ("cloudpickle", "json", "traceback", "runpy", "inspect", "asyncio")
+"""Modules the fork server imports (in this order, while it has nothing else to do), so that the workers
+forked from it need not: cloudpickle for functions defined in a notebook, json for data, traceback
+for errors, runpy for scripts, inspect and asyncio for some callables and ``async def`` jobs."""
 
 _STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 _SPARE_DEATHS_TOLERATED = 3

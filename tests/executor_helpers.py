@@ -1,0 +1,111 @@
+"""Helpers for tests that run real worker processes: a recording listener and task builders."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from jobmanager_nb.executors import OffloadedTask, RunOutcome, WorkerEvent
+
+WAIT = 20.0
+JOBS = Path(__file__).resolve().parent / "jobs"
+_ids = itertools.count(1)
+
+
+class Recorder:
+    """A listener that keeps every event of one run and lets the test wait for them."""
+
+    def __init__(self) -> None:
+        self.events: list[WorkerEvent] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, event: WorkerEvent) -> None:
+        with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[WorkerEvent], bool], timeout: float = WAIT) -> WorkerEvent:
+        """The first event matching ``predicate``, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    kinds = [(e.kind, e.payload) for e in self.events]
+                    raise AssertionError(f"no matching event within {timeout} s; got {kinds}")
+                self._changed.wait(remaining)
+
+    def wait_message(self, predicate: Callable[[Any], bool], timeout: float = WAIT) -> Any:
+        """The payload of the first message matching ``predicate``."""
+        return self.wait_for(lambda e: e.kind == "message" and predicate(e.payload), timeout).payload
+
+    def outcome(self, timeout: float = WAIT) -> RunOutcome:
+        """How the run ended (waits for the ``exited`` event)."""
+        event = self.wait_for(lambda e: e.kind == "exited", timeout)
+        assert event.outcome is not None
+        return event.outcome
+
+    def kinds(self) -> list[str]:
+        with self._changed:
+            return [e.kind for e in self.events]
+
+    def messages(self) -> list[Any]:
+        with self._changed:
+            return [e.payload for e in self.events if e.kind == "message"]
+
+    def output(self, stream: str | None = None) -> str:
+        with self._changed:
+            return "".join(e.payload[1] for e in self.events if e.kind == "output" and stream in (None, e.payload[0]))
+
+
+def reference(qualname: str, data: Any = None, name: str | None = None, **fields: Any) -> OffloadedTask:
+    """A task calling ``jobs.fixture_jobs.<qualname>``."""
+    return OffloadedTask(
+        run_id=f"run-{next(_ids)}",
+        name=name or qualname,
+        target_kind="reference",
+        target=f"jobs.fixture_jobs:{qualname}",
+        data_json=json.dumps(data),
+        **fields,
+    )
+
+
+def script(filename: str, data: Any = None, **fields: Any) -> OffloadedTask:
+    """A task running ``tests/jobs/<filename>`` as a script."""
+    return OffloadedTask(
+        run_id=f"run-{next(_ids)}",
+        name=Path(filename).stem,
+        target_kind="script",
+        target=str(JOBS / filename),
+        data_json=json.dumps(data),
+        **fields,
+    )
+
+
+def is_gone(pid: int) -> bool:
+    """True when ``pid`` has exited (a zombie waiting to be reaped counts as gone)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pids: list[int], timeout: float = WAIT) -> list[int]:
+    """Wait until every pid has exited; return those still alive after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if not is_gone(pid)]
+        if alive:
+            time.sleep(0.02)  # polling the OS process table: there is nothing to wait on
+    return alive

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import types
 from collections.abc import Iterator
 
@@ -513,11 +514,51 @@ def test_parent_killed_leaves_no_orphans() -> None:
 
 def wait_for_count(tree: psutil.Process, count: int, timeout: float = WAIT) -> list[int]:
     """The pids below ``tree`` once there are at least ``count`` of them (polling the process table)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         pids = [p.pid for p in tree.children(recursive=True) if not is_gone(p.pid)]
         if len(pids) >= count or time.monotonic() > deadline:
             return pids
         time.sleep(0.02)
+
+
+def _fork_server_of(ex_before: set[int]) -> psutil.Process:
+    """The fork server started after ``ex_before`` was taken (waits for it to appear)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        for child in psutil.Process().children():
+            if child.pid not in ex_before and "jobmanager_nb._zygote" in " ".join(child.cmdline()):
+                return child
+        time.sleep(0.02)  # polling the OS process table: there is nothing to wait on
+    raise AssertionError("no fork server appeared")
+
+
+def test_dead_spares_are_replaced_and_the_next_job_still_runs() -> None:
+    before = {p.pid for p in psutil.Process().children()}
+    ex = ProcessExecutor(spares=2)
+    try:
+        server = _fork_server_of(before)
+        spares = wait_for_count(server, 2)
+        for pid in spares:
+            os.kill(pid, signal.SIGKILL)
+        _, events = start(ex, reference("add", data={"a": 1, "b": 1}))
+        assert events.outcome().result == 2
+    finally:
+        ex.shutdown(timeout=5)
+
+
+def test_a_dead_fork_server_fails_its_runs_once_and_is_restarted() -> None:
+    before = {p.pid for p in psutil.Process().children()}
+    ex = ProcessExecutor(spares=1)
+    try:
+        server = _fork_server_of(before)
+        _, events = start(ex, reference("pid_then_sleep", name="X"))
+        events.wait_message(lambda m: isinstance(m, tuple))
+        server.kill()
+        outcome = events.outcome()
+        assert outcome.status == "failed" and outcome.error is not None
+        assert outcome.error.startswith('Worker for job "X" was lost: the worker fork server died')
+        _, events = start(ex, reference("add", data={"a": 2, "b": 3}))
+        assert events.outcome().result == 5
+    finally:
+        ex.shutdown(timeout=5)

@@ -75,8 +75,9 @@ class Launcher:
         """Read what the control socket says."""
         return []
 
-    def close(self, timeout: float = 1.0) -> None:
-        """Stop helper processes (after every worker has gone)."""
+    def close(self, timeout: float = 1.0) -> list[Notice]:
+        """Stop helper processes; returns a ``lost`` notice for every worker it still knew about."""
+        return []
 
 
 class SpawnLauncher(Launcher):
@@ -237,17 +238,21 @@ class ForkServerLauncher(Launcher):
         self.server_pid = None
         return notices
 
-    def close(self, timeout: float = 1.0) -> None:
+    def close(self, timeout: float = 1.0) -> list[Notice]:
+        reason = "the worker fork server was stopped, so how this worker ended is unknown"
+        notices = [Notice("lost", p, reason=reason) for p in [*self._waiting.values(), *self._by_pid.values()]]
+        self._waiting.clear()
+        self._by_pid.clear()
         if self._ctrl is not None:
             self._ctrl.close()
             self._ctrl = None
         server, self._server = self._server, None
-        if server is None:
-            return
-        try:
-            server.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
+        if server is not None:
+            try:
+                server.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            if server.stderr is not None:
+                server.stderr.close()
+        return notices

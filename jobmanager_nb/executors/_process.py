@@ -60,6 +60,7 @@ class WorkerProcess:
         self.kill_requested = False
         self.stopping = False
         self.deadline: float | None = None  # kill if still alive by then (linger after "done", stopping)
+        self.stray_output = ""  # the tail of output that belongs to no run, for the log
         self._output_limit = output_limit
         self._output_bytes = 0
         self._truncated = False

@@ -67,7 +67,9 @@ class _Run(RunHandle):
         self.cancel_grace: float | None = None
         self.cancel_timed_out = False
         self.kill_reason: str | None = None
-        self.retries_left = 1  # a worker that dies before the job starts is replaced once
+        # A worker that dies before the job starts (a spare killed while idle) is replaced: enough
+        # times to get past every spare that may have died at the same moment.
+        self.retries_left = executor.spares + 1
         self.handing_over = False  # handed to a worker that has not said "started" yet
         self._executor = executor
         self._done = threading.Event()
@@ -348,8 +350,6 @@ class ProcessExecutor(Executor):
                         log.exception("jobmanager_nb: internal error while watching a worker")
                         if isinstance(argument, WorkerProcess):
                             self._fail_process(argument, "internal error while watching the worker")
-                        elif isinstance(argument, tuple):
-                            self._fail_process(argument[0], "internal error while watching the worker")
         except BaseException:
             log.critical("jobmanager_nb: the executor's I/O thread failed; killing its workers", exc_info=True)
         finally:
@@ -464,7 +464,8 @@ class ProcessExecutor(Executor):
         if self._control is not None:
             self._unregister(self._control)
             self._control = None
-        old.close(timeout=0.5)
+        for notice in old.close(timeout=0.5):
+            self._on_notice(notice)
 
     def _cancel_running(self, grace: float | None) -> None:
         for process in list(self._processes):
@@ -534,8 +535,8 @@ class ProcessExecutor(Executor):
     def _emit_output(self, process: WorkerProcess, stream: Stream, texts: list[str]) -> None:
         run = process.run
         if run is None or run.settled:
-            if texts:
-                log.debug("jobmanager_nb: output of worker %s outside a run: %r", process.pid, "".join(texts)[-500:])
+            if texts:  # a spare's start-up trouble, or output after "done": kept for the log only
+                process.stray_output = (process.stray_output + "".join(texts))[-2000:]
             return
         for text in texts:
             self._emit(run, WorkerEvent("output", run.run_id, payload=(stream, text)))
@@ -623,7 +624,12 @@ class ProcessExecutor(Executor):
         self._forget(process)
         if run is None and not process.stopping and not self._closing:
             self._spare_deaths += 1
-            log.warning("jobmanager_nb: a spare worker (pid %s) ended with code %s", process.pid, returncode)
+            log.warning(
+                "jobmanager_nb: a spare worker (pid %s) ended with code %s%s",
+                process.pid,
+                returncode,
+                f"; its last output:\n{process.stray_output}" if process.stray_output else "",
+            )
             if self._spare_deaths >= _SPARE_DEATHS_TOLERATED and self._spare_target:
                 log.warning("jobmanager_nb: spare workers keep dying; starting workers on demand from now on")
                 self._spare_target = 0

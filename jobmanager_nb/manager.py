@@ -12,22 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import itertools
 import logging
 import os
 import sys
 import threading
-import traceback
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-from jobmanager_nb import capture
 from jobmanager_nb.clock import Clock, SystemClock
 from jobmanager_nb.errors import (
     DuplicateJobError,
@@ -38,13 +34,15 @@ from jobmanager_nb.errors import (
     OneOffAlreadyExecutedError,
 )
 from jobmanager_nb.events import Event, EventBus, Subscriber
-from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
-from jobmanager_nb.jobs import JobTarget, check_json_data, offload_target, resolve_target, takes_no_argument
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunOutcome, WorkerEvent
+from jobmanager_nb.inline import InlineRunner
+from jobmanager_nb.jobs import check_json_data, offload_target, resolve_target, takes_no_argument
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
-from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunContext, RunStatus, _current
-from jobmanager_nb.schedules import Schedule, describe_schedule, parse_schedule
+from jobmanager_nb.model import JobInfo, JobRun, JobStatus
+from jobmanager_nb.schedules import describe_schedule, parse_schedule
+from jobmanager_nb.state import HISTORY_LIMIT, JobDefinition, JobState, RunState, job_info
 from jobmanager_nb.store import MemoryStore, OneOffRecord, OneOffStore, TinyDBStore, current_owner
-from jobmanager_nb.timers import TimerHandle, Timers
+from jobmanager_nb.timers import Timers
 
 __all__ = ["JobHandle", "JobManager"]
 
@@ -52,149 +50,6 @@ log = logging.getLogger("jobmanager_nb")
 
 ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
 MessageHandler = Callable[[dict[str, Any]], None]
-
-OUTPUT_LIMIT = 1_000_000
-"""Characters of captured output kept per run (the newest are kept)."""
-HISTORY_LIMIT = 1_000
-"""Finished runs kept for :meth:`JobManager.runs`, and unregistered jobs kept for the views."""
-
-_run_ids = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class _Definition:
-    """How to run a job; replaced as a whole by ``add_job(..., replace=True)``."""
-
-    target: JobTarget
-    kind: JobKind
-    data: Any
-    data_json: str
-    offload: tuple[Literal["script", "reference", "pickled"], str | bytes] | None
-    timeout: float | None
-    retries: int
-    one_off: bool
-    schedule: Schedule | None
-    spec: Any
-    call_without_data: bool
-
-
-class _Run:
-    """Mutable state of one run; :meth:`snapshot` gives the public :class:`JobRun`."""
-
-    __slots__ = (
-        "attempt",
-        "callbacks",
-        "cancelled",
-        "definition",
-        "error",
-        "exc",
-        "finished_at",
-        "handle",
-        "job",
-        "output",
-        "output_size",
-        "queued_at",
-        "result",
-        "run_id",
-        "scheduled_for",
-        "settled",
-        "started_at",
-        "status",
-        "task",
-        "timed_out",
-        "timeout_timer",
-    )
-
-    def __init__(self, job: _Job, definition: _Definition, scheduled_for: datetime | None, now: datetime) -> None:
-        self.job = job
-        self.definition = definition
-        self.run_id = f"r{next(_run_ids)}"
-        self.status: RunStatus = "queued"
-        self.attempt = 1
-        self.scheduled_for = scheduled_for
-        self.queued_at = now
-        self.started_at: datetime | None = None
-        self.finished_at: datetime | None = None
-        self.result: Any = None
-        self.error: str | None = None
-        self.exc: BaseException | None = None
-        self.output: list[str] | None = None
-        self.output_size = 0
-        self.cancelled = False
-        self.timed_out = False
-        self.handle: RunHandle | None = None
-        self.task: asyncio.Future[Any] | None = None
-        self.timeout_timer: TimerHandle | None = None
-        self.callbacks: list[Callable[[_Run], None]] | None = None
-        self.settled = False
-
-    def snapshot(self) -> JobRun:
-        return JobRun(
-            name=self.job.name,
-            run_id=self.run_id,
-            kind=self.definition.kind,
-            status=self.status,
-            attempt=self.attempt,
-            scheduled_for=self.scheduled_for,
-            queued_at=self.queued_at,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            result=self.result,
-            error=self.error,
-            output="".join(self.output) if self.output else "",
-            cancelled=self.cancelled,
-        )
-
-    def add_output(self, text: str) -> None:
-        if self.output is None:
-            self.output = []
-        self.output.append(text)
-        self.output_size += len(text)
-        while self.output_size > OUTPUT_LIMIT and len(self.output) > 1:
-            self.output_size -= len(self.output.pop(0))
-
-
-class _Job:
-    """A registered (or recently finished) job and its counters."""
-
-    __slots__ = (
-        "active",
-        "definition",
-        "failures",
-        "last_run",
-        "name",
-        "next_run",
-        "paused",
-        "paused_at",
-        "progress",
-        "registered",
-        "running",
-        "runs",
-        "skipped",
-        "timer",
-    )
-
-    def __init__(self, name: str, definition: _Definition) -> None:
-        self.name = name
-        self.definition = definition
-        self.registered = True
-        self.paused = False
-        self.paused_at: datetime | None = None
-        self.timer: TimerHandle | None = None
-        self.next_run: datetime | None = None
-        self.active: dict[str, _Run] = {}  # queued or running, in order, by run id
-        self.running = 0
-        self.last_run: _Run | None = None
-        self.runs = 0
-        self.failures = 0
-        self.skipped = 0
-        self.progress: tuple[float, str | None] | None = None
-
-    @property
-    def recurring(self) -> bool:
-        schedule = self.definition.schedule
-        return schedule is not None and schedule.is_recurring
-
 
 class JobManager:
     """Registers and runs jobs: inline (in this process, FIFO) or offloaded (fresh worker processes).
@@ -226,17 +81,14 @@ class JobManager:
         self._tz = tz
         self._error_handler = error_handler
         self._message_handler = worker_message_handler
-        self._concurrency = inline_concurrency
         self._retry_backoff = retry_backoff
         self._kill_grace = kill_grace
-        self._capture = capture_inline_output
-        self._capture_installed = False
 
         self._lock = threading.RLock()
         self._bus = EventBus()
-        self._jobs: dict[str, _Job] = {}
-        self._history: deque[_Run] = deque(maxlen=HISTORY_LIMIT)
-        self._next_waiters: dict[str, list[Callable[[_Run], None]]] = {}
+        self._jobs: dict[str, JobState] = {}
+        self._history: deque[RunState] = deque(maxlen=HISTORY_LIMIT)
+        self._next_waiters: dict[str, list[Callable[[RunState], None]]] = {}
         self._idle_waiters: list[Callable[[], None]] = []
         self._active_count = 0
         self._closing = False
@@ -259,9 +111,15 @@ class JobManager:
             self._loop_thread = LoopThread()
             loop = self._loop_thread.loop
         self._loop: asyncio.AbstractEventLoop = loop
-        self._inline_pending: deque[_Run] = deque()
-        self._inline_active = 0
-        self._pump_scheduled = False
+        self._inline = InlineRunner(
+            loop,
+            inline_concurrency,
+            start=lambda run: self._publish(self._mark_started(run)),
+            finish=self._finish,
+            output=self._on_output,
+            progress=self._on_progress,
+            capture_output=capture_inline_output,
+        )
 
         self._executor = executor
         self._timers = Timers(self._clock)
@@ -345,7 +203,7 @@ class JobManager:
         retries: int,
         *,
         one_off: bool,
-    ) -> tuple[_Definition, str]:
+    ) -> tuple[JobDefinition, str]:
         target = resolve_target(job, name, offloaded=offloaded)
         name = name or target.default_name
         if not name:
@@ -380,7 +238,7 @@ class JobManager:
                     f'Job "{name}": timeout= cannot stop a synchronous inline function (Python cannot interrupt '
                     "it safely). Make it async, or offload it with offloaded=True."
                 )
-        definition = _Definition(
+        definition = JobDefinition(
             target=target,
             kind="offloaded" if offloaded else "inline",
             data=data,
@@ -395,11 +253,11 @@ class JobManager:
         )
         return definition, name
 
-    def _register(self, name: str, definition: _Definition, *, replace: bool) -> JobHandle:
+    def _register(self, name: str, definition: JobDefinition, *, replace: bool) -> JobHandle:
         self._check_open()
         now = self._clock.now()
         events: list[Event] = []
-        to_dispatch: _Run | None = None
+        to_dispatch: RunState | None = None
         with self._lock:
             job = self._jobs.get(name)
             queue_push = definition.kind == "inline" and definition.schedule is None and not definition.one_off
@@ -411,7 +269,7 @@ class JobManager:
                         "pass replace=True to replace it, or choose another name."
                     )
             if job is None:
-                job = _Job(name, definition)
+                job = JobState(name, definition)
                 self._jobs[name] = job
                 self._trim_jobs()
             else:
@@ -452,14 +310,14 @@ class JobManager:
 
     # ------------------------------------------------------------------ time
 
-    def _arm(self, job: _Job, when: datetime) -> None:
+    def _arm(self, job: JobState, when: datetime) -> None:
         job.next_run = when
         job.timer = self._timers.call_at(when, lambda: self._on_due(job, when))
 
-    def _on_due(self, job: _Job, due: datetime) -> None:
+    def _on_due(self, job: JobState, due: datetime) -> None:
         now = self._clock.now()
         events: list[Event] = []
-        to_dispatch: _Run | None = None
+        to_dispatch: RunState | None = None
         with self._lock:
             if self._closing or not job.registered or job.paused or job.next_run != due:
                 return
@@ -491,61 +349,21 @@ class JobManager:
 
     # ------------------------------------------------------------------ running
 
-    def _new_run(self, job: _Job, scheduled_for: datetime | None, now: datetime) -> _Run:
-        run = _Run(job, job.definition, scheduled_for, now)
+    def _new_run(self, job: JobState, scheduled_for: datetime | None, now: datetime) -> RunState:
+        run = RunState(job, job.definition, scheduled_for, now)
         job.active[run.run_id] = run
         self._active_count += 1
         return run
 
-    def _dispatch(self, run: _Run) -> None:
+    def _dispatch(self, run: RunState) -> None:
         if self._bus.has_subscribers:
             self._bus.publish(Event("queued", run.job.name, self._clock.now(), run.run_id))
         if run.definition.kind == "inline":
-            self._push_inline(run)
+            self._inline.push(run)
         else:
             self._submit_offloaded(run)
 
-    # inline ---------------------------------------------------------------
-
-    def _push_inline(self, run: _Run) -> None:
-        # Lock-free hand-off: deque.append/popleft are atomic, and the pump re-checks the queue after
-        # clearing _pump_scheduled, so a run appended at any moment is always picked up.
-        self._inline_pending.append(run)
-        if self._pump_scheduled:
-            return
-        self._pump_scheduled = True
-        if running_loop() is self._loop:
-            self._loop.call_soon(self._pump)
-        else:
-            try:
-                self._loop.call_soon_threadsafe(self._pump)
-            except RuntimeError:  # loop closed: the manager is gone
-                self._pump_scheduled = False
-                self._finish(run, error="the job manager's event loop is closed", cancelled=True)
-
-    def _pump(self) -> None:
-        """Start queued inline runs, FIFO, while fewer than ``inline_concurrency`` are running.
-        Runs on the home loop; ``_inline_active`` is only touched there."""
-        pending = self._inline_pending
-        deadline = self._loop.time() + 0.02
-        while True:
-            if self._inline_active >= self._concurrency or not pending:
-                self._pump_scheduled = False
-                if not pending or self._inline_active >= self._concurrency:
-                    return
-                self._pump_scheduled = True
-                continue
-            run = pending.popleft()
-            if run.settled or run.status != "queued":
-                continue
-            self._inline_active += 1
-            self._publish(self._mark_started(run))
-            self._execute_inline(run)
-            if self._loop.time() > deadline:
-                self._loop.call_soon(self._pump)  # let the loop breathe (cells, widget clicks)
-                return
-
-    def _mark_started(self, run: _Run) -> list[Event]:
+    def _mark_started(self, run: RunState) -> list[Event]:
         """Record that ``run`` starts now. Inline runs call this on the home loop, offloaded ones on the
         executor's thread; the store is written before anything else can observe the run."""
         if run.definition.one_off:
@@ -561,82 +379,11 @@ class JobManager:
         return []
 
     @staticmethod
-    def _started(run: _Run, now: datetime) -> None:
+    def _started(run: RunState, now: datetime) -> None:
         if run.started_at is None:
             run.job.running += 1
         run.status = "started"
         run.started_at = now
-
-    def _execute_inline(self, run: _Run) -> None:
-        d = run.definition
-        context = RunContext(
-            run.job.name, run.run_id, run.attempt, run.scheduled_for, d.data, lambda f, t: self._on_progress(run, f, t)
-        )
-        context_token = _current.set(context)
-        sink_token = None
-        if self._capture:
-            if not self._capture_installed:
-                capture.install()
-                self._capture_installed = True
-            sink_token = capture.active_sink.set(lambda stream, text: self._on_inline_output(run, stream, text))
-        try:
-            if d.call_without_data:
-                assert d.target.func is not None
-                result = d.target.func()
-            else:
-                result = d.target.call_inline(d.data)
-            if inspect.isawaitable(result):
-                awaitable = result if d.timeout is None else asyncio.wait_for(result, d.timeout)
-                run.task = asyncio.ensure_future(self._await_inline(run, awaitable), loop=self._loop)
-                return
-        except Exception as exc:
-            self._inline_done(run, exc=exc)
-        except KeyboardInterrupt as exc:
-            self._inline_done(run, exc=exc)
-            raise
-        else:
-            self._inline_done(run, result=result)
-        finally:
-            if sink_token is not None:
-                capture.active_sink.reset(sink_token)
-            _current.reset(context_token)
-
-    async def _await_inline(self, run: _Run, awaitable: Any) -> None:
-        try:
-            result = await awaitable
-        except asyncio.CancelledError as exc:
-            self._inline_done(run, exc=exc, cancelled=True)
-        except (asyncio.TimeoutError, TimeoutError) as exc:
-            run.timed_out = run.definition.timeout is not None
-            self._inline_done(run, exc=exc)
-        except Exception as exc:
-            self._inline_done(run, exc=exc)
-        else:
-            self._inline_done(run, result=result)
-        finally:
-            self._pump()
-
-    def _inline_done(
-        self, run: _Run, *, result: Any = None, exc: BaseException | None = None, cancelled: bool = False
-    ) -> None:
-        self._inline_active -= 1
-        if exc is None:
-            self._finish(run, result=result)
-            return
-        if cancelled:
-            error = "cancelled"
-        elif run.timed_out:
-            error = f"timed out after {run.definition.timeout:g} s"
-        else:
-            error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self._finish(run, error=error, exc=exc, cancelled=cancelled)
-
-    def _on_inline_output(self, run: _Run, stream: str, text: str) -> None:
-        run.add_output(text)
-        if self._bus.has_subscribers:
-            self._bus.publish(
-                Event("output", run.job.name, self._clock.now(), run.run_id, {"stream": stream, "text": text})
-            )
 
     # offloaded ------------------------------------------------------------
 
@@ -648,7 +395,7 @@ class JobManager:
                 self._executor = ProcessExecutor()
             return self._executor
 
-    def _submit_offloaded(self, run: _Run) -> None:
+    def _submit_offloaded(self, run: RunState) -> None:
         d = run.definition
         assert d.offload is not None
         kind, target = d.offload
@@ -672,7 +419,7 @@ class JobManager:
         except Exception as exc:
             self._finish(run, error=f"could not start a worker: {type(exc).__name__}: {exc}", exc=exc)
 
-    def _on_worker_event(self, run: _Run, event: WorkerEvent) -> None:
+    def _on_worker_event(self, run: RunState, event: WorkerEvent) -> None:
         kind = event.kind
         name = run.job.name
         if kind == "started":
@@ -687,10 +434,7 @@ class JobManager:
             self._publish(events)
         elif kind == "output":
             stream, text = event.payload
-            run.add_output(text)
-            if self._bus.has_subscribers:
-                data = {"stream": stream, "text": text}
-                self._bus.publish(Event("output", name, self._clock.now(), run.run_id, data))
+            self._on_output(run, stream, text)
         elif kind == "progress":
             fraction, text = event.payload
             self._on_progress(run, fraction, text)
@@ -714,13 +458,19 @@ class JobManager:
                     error = f"timed out after {run.definition.timeout:g} s ({error})"
                 self._finish(run, error=error, cancelled=outcome.cancelled and not run.timed_out)
 
-    def _on_progress(self, run: _Run, fraction: float, text: str | None) -> None:
+    def _on_output(self, run: RunState, stream: str, text: str) -> None:
+        run.add_output(text)
+        if self._bus.has_subscribers:
+            data = {"stream": stream, "text": text}
+            self._bus.publish(Event("output", run.job.name, self._clock.now(), run.run_id, data))
+
+    def _on_progress(self, run: RunState, fraction: float, text: str | None) -> None:
         run.job.progress = (fraction, text)
         if self._bus.has_subscribers:
             data = {"fraction": fraction, "text": text}
             self._bus.publish(Event("progress", run.job.name, self._clock.now(), run.run_id, data))
 
-    def _on_timeout(self, run: _Run) -> None:
+    def _on_timeout(self, run: RunState) -> None:
         if run.settled or run.handle is None:
             return
         run.timed_out = True
@@ -730,7 +480,7 @@ class JobManager:
 
     def _finish(
         self,
-        run: _Run,
+        run: RunState,
         *,
         result: Any = None,
         error: str | None = None,
@@ -789,7 +539,7 @@ class JobManager:
         for waiter in idle:
             waiter()
 
-    def _settle(self, run: _Run) -> tuple[list[Callable[[_Run], None]], list[Callable[[], None]]]:
+    def _settle(self, run: RunState) -> tuple[list[Callable[[RunState], None]], list[Callable[[], None]]]:
         """Mark ``run`` settled and collect who to tell. Called with the lock held."""
         run.settled = True
         callbacks = run.callbacks or []
@@ -803,8 +553,8 @@ class JobManager:
         return callbacks, idle
 
     def _settle_after_side_effects(
-        self, run: _Run, error: str | None
-    ) -> tuple[list[Callable[[_Run], None]], list[Callable[[], None]]]:
+        self, run: RunState, error: str | None
+    ) -> tuple[list[Callable[[RunState], None]], list[Callable[[], None]]]:
         """Write the one-off record and tell the error handler, then settle: whoever waits for the run
         sees the store already updated."""
         if run.definition.one_off:
@@ -814,7 +564,7 @@ class JobManager:
         with self._lock:
             return self._settle(run)
 
-    def _report_error(self, run: _Run) -> None:
+    def _report_error(self, run: RunState) -> None:
         assert self._error_handler is not None
         error: BaseException
         if run.exc is not None and not isinstance(run.exc, asyncio.CancelledError):
@@ -827,7 +577,7 @@ class JobManager:
         except Exception:
             log.exception("jobmanager_nb: error_handler failed for job %r", run.job.name)
 
-    def _store_call(self, run: _Run, what: str) -> None:
+    def _store_call(self, run: RunState, what: str) -> None:
         name = run.job.name
         try:
             if what == "started":
@@ -871,14 +621,13 @@ class JobManager:
             self._cancel_run(run)
         return bool(active)
 
-    def _cancel_run(self, run: _Run) -> None:
+    def _cancel_run(self, run: RunState) -> None:
         if run.status == "queued":
             self._finish(run, error="cancelled before it started", cancelled=True)
         elif run.handle is not None:
             run.handle.cancel(grace=self._kill_grace)
-        elif run.task is not None:
-            task = run.task
-            self._loop.call_soon_threadsafe(task.cancel)
+        else:
+            self._inline.cancel(run)
 
     def run_now(self, name: str) -> JobRun | None:
         """Start a run of ``name`` now, outside its schedule. Returns the new run, or None (and a
@@ -927,7 +676,7 @@ class JobManager:
     def resume(self, name: str) -> None:
         """Fire ``name``'s schedule again. A tick missed while paused runs once, now."""
         now = self._clock.now()
-        to_dispatch: _Run | None = None
+        to_dispatch: RunState | None = None
         with self._lock:
             job = self._require(name)
             if not job.paused:
@@ -956,7 +705,7 @@ class JobManager:
         for handle in handles:
             handle.post_message(message)
 
-    def _require(self, name: str) -> _Job:
+    def _require(self, name: str) -> JobState:
         job = self._jobs.get(name)
         if job is None:
             known = ", ".join(sorted(self._jobs)) or "none"
@@ -977,12 +726,12 @@ class JobManager:
     def jobs(self) -> list[JobInfo]:
         """A snapshot of every known job (registered ones and recently finished ones)."""
         with self._lock:
-            return [self._info(job) for job in self._jobs.values()]
+            return [job_info(job) for job in self._jobs.values()]
 
     def job(self, name: str) -> JobInfo:
         """A snapshot of job ``name``."""
         with self._lock:
-            return self._info(self._require(name))
+            return job_info(self._require(name))
 
     def runs(self, name: str | None = None, limit: int = 100) -> list[JobRun]:
         """The most recent finished runs (newest last), optionally of one job."""
@@ -1002,40 +751,6 @@ class JobManager:
     def clock(self) -> Clock:
         return self._clock
 
-    def _info(self, job: _Job) -> JobInfo:
-        d = job.definition
-        current = next(reversed(job.active.values())) if job.active else None
-        status: JobStatus
-        if job.paused:
-            status = "paused"
-        elif current is not None:
-            status = "started" if job.running else "queued"
-        elif job.next_run is not None:
-            status = "scheduled"
-        elif job.last_run is not None:
-            status = job.last_run.status
-        else:
-            status = "idle"
-        spec = d.spec
-        return JobInfo(
-            name=job.name,
-            kind=d.kind,
-            one_off=d.one_off,
-            target=d.target.label,
-            schedule="" if spec is None else str(spec),
-            schedule_description=d.schedule.describe() if d.schedule is not None else "once, now",
-            status=status,
-            next_run=job.next_run,
-            last_run=job.last_run.snapshot() if job.last_run is not None else None,
-            current_run=current.snapshot() if current is not None else None,
-            runs=job.runs,
-            failures=job.failures,
-            skipped=job.skipped,
-            paused=job.paused,
-            recurring=job.recurring,
-            progress=job.progress,
-        )
-
     def has_executed_successfully(self, name: str) -> bool:
         """True when a one-off record for ``name`` exists and has not failed."""
         record = self._store.get(name)
@@ -1047,7 +762,7 @@ class JobManager:
 
     # ------------------------------------------------------------------ waiting
 
-    def _when_settled(self, name: str, callback: Callable[[_Run], None]) -> None:
+    def _when_settled(self, name: str, callback: Callable[[RunState], None]) -> None:
         """Call ``callback(run)`` when the run of ``name`` that is queued or running now ends; if none
         is, at once with the last ended run; if there was none, when the next run of ``name`` ends."""
         with self._lock:
@@ -1065,7 +780,7 @@ class JobManager:
         callback(last)
 
     @staticmethod
-    def _outcome(run: _Run) -> JobRun:
+    def _outcome(run: RunState) -> JobRun:
         snapshot = run.snapshot()
         if run.status == "failed":
             first_line = (run.error or "failed").strip().splitlines()[-1] if run.error else "failed"
@@ -1075,9 +790,9 @@ class JobManager:
     async def await_completion(self, name: str, timeout: float | None = None) -> JobRun:
         """Wait for the run of ``name`` (see :meth:`wait`)."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[_Run] = loop.create_future()
+        future: asyncio.Future[RunState] = loop.create_future()
 
-        def settle(run: _Run) -> None:
+        def settle(run: RunState) -> None:
             loop.call_soon_threadsafe(_resolve, future, run)
 
         self._when_settled(name, settle)
@@ -1094,9 +809,9 @@ class JobManager:
         if running_loop() is self._loop:
             return run_blocking(self._loop, self.await_completion(name, timeout))
         done = threading.Event()
-        box: list[_Run] = []
+        box: list[RunState] = []
 
-        def settle(run: _Run) -> None:
+        def settle(run: RunState) -> None:
             box.append(run)
             done.set()
 
@@ -1218,17 +933,15 @@ class JobManager:
             for run in active:
                 if run.handle is not None:
                     run.handle.kill()
-                elif run.task is not None:
-                    self._loop.call_soon_threadsafe(run.task.cancel)
+                else:
+                    self._inline.cancel(run)
             done.wait(5.0)
         if self._executor is not None:
             self._executor.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
         with self._lock:
             self._closed = True
-        if self._capture_installed:
-            capture.uninstall()
-            self._capture_installed = False
+        self._inline.close()
         if self._owns_store:
             close = getattr(self._store, "close", None)
             if callable(close):

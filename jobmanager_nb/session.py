@@ -7,6 +7,7 @@ the extension is not loaded, so plain code gets the same manager the magics woul
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,8 @@ def close_manager(timeout: float | None = 10.0) -> None:
     with _lock:
         manager, _manager = _manager, None
     if manager is not None:
-        try:
+        with contextlib.suppress(TimeoutError):
             manager.close(timeout=timeout)
-        except TimeoutError:
-            pass
 
 
 atexit.register(close_manager, 5.0)

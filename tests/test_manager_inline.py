@@ -447,7 +447,7 @@ def test_inline_job_reports_progress(manager):
 
     def steps():
         current_run().progress(0.25, "a quarter")
-        with pytest.raises(ValueError, match="from 0.0 to 1.0"):
+        with pytest.raises(ValueError, match=r"from 0\.0 to 1\.0"):
             current_run().progress(2)
 
     manager.add_job(steps, offloaded=False)

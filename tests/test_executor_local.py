@@ -503,6 +503,8 @@ def test_parent_killed_leaves_no_orphans() -> None:
         # besides the jobs: the fork server and the two spares (which may still be starting)
         helpers = [pid for pid in wait_for_count(tree, len(jobs) + 3) if pid not in jobs]
         assert len(helpers) >= 3
+        servers = [p.pid for p in tree.children() if "jobmanager_nb._zygote" in " ".join(p.cmdline())]
+        assert len(servers) == 1 and servers[0] in helpers  # the fork server must not outlive its parent either
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=WAIT)
         assert wait_gone(jobs + helpers, timeout=10) == []

@@ -251,9 +251,9 @@ class ProcessExecutor(Executor):
 
     def _task_spec(self, task: OffloadedTask) -> dict[str, Any]:
         try:
-            cwd = task.cwd or os.getcwd()
+            cwd = os.path.abspath(task.cwd) if task.cwd else os.getcwd()
         except OSError:
-            cwd = None
+            cwd = None  # this process's directory was deleted: the worker stays where it is
         target = task.target
         if task.target_kind == "script":
             target = os.path.abspath(os.path.join(cwd or "", os.fspath(target)))  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from jobmanager_nb.model import RunContext, _current
 from jobmanager_nb.state import RunState
 
 __all__ = ["InlineRunner"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 StartCallback = Callable[[RunState], None]
 FinishCallback = Callable[..., None]
@@ -177,5 +180,13 @@ class InlineRunner:
         elif run.timed_out:
             error = f"timed out after {run.definition.timeout:g} s"
         else:
-            error = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            error = _user_traceback(exc)
         self._finish(run, error=error, exc=exc, cancelled=cancelled)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback text of ``exc`` without the leading frames of jobmanager_nb itself."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__))

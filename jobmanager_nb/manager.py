@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import logging
 import os
 import sys
@@ -166,15 +167,28 @@ class JobManager:
                     f'A "{name}" one off job has already been executed. It is running now; wait for it with '
                     f'wait("{name}").'
                 )
-        self._store.claim(name, self._owner, meta={"kind": definition.kind, "target": definition.target.label})
+        self._store.claim(name, self._owner, meta=_one_off_meta(definition))
         return self._register(name, definition, replace=True)
 
     def rerun(self, name: str) -> JobHandle:
-        """Run a failed one-off job again, with the definition it was added with in this session."""
+        """Run a failed one-off job again, with the definition it was added with. A script or
+        ``module:function`` one-off can be rerun from a later session too (its record remembers it);
+        a function from a notebook cell needs that cell run again."""
         with self._lock:
             job = self._jobs.get(name)
         if job is None or not job.definition.one_off:
             record = self._store.get(name)
+            meta = record.meta if record is not None else {}
+            rerunnable = meta.get("target_type") in ("script", "reference") and isinstance(meta.get("job"), str)
+            if record is not None and rerunnable:
+                return self.add_one_off_job(
+                    meta["job"],
+                    name=name,
+                    data=meta.get("data"),
+                    offloaded=meta.get("kind") == "offloaded",
+                    timeout=meta.get("timeout"),
+                    retries=int(meta.get("retries", 0)),
+                )
             hint = (
                 " Its record is in the store, but this session does not know its code: run the cell or code "
                 "that adds it again."
@@ -229,7 +243,7 @@ class JobManager:
         else:
             data_json = "null"
             offload = None
-            if timeout is not None and target.type != "callable":
+            if timeout is not None and target.type == "script":
                 raise JobConfigError(
                     f'Job "{name}": timeout= cannot stop an inline script; offload it (offloaded=True) instead.'
                 )
@@ -523,7 +537,7 @@ class JobManager:
                     job.registered = False
                 self._history.append(run)
                 if self._bus.has_subscribers or error is not None:
-                    data: dict[str, Any] = {"error": error} if error is not None else {}
+                    data: dict[str, Any] = {"error": error, "cancelled": cancelled} if error is not None else {}
                     events.append(Event("failed" if error is not None else "finished", job.name, now, run.run_id, data))
                 fast = not run.definition.one_off and (error is None or self._error_handler is None)
                 if fast:
@@ -637,8 +651,7 @@ class JobManager:
             job = self._require(name)
             busy = bool(job.active)
         if job.definition.one_off and not busy:
-            d = job.definition
-            self._store.claim(name, self._owner, meta={"kind": d.kind, "target": d.target.label})
+            self._store.claim(name, self._owner, meta=_one_off_meta(job.definition))
         now = self._clock.now()
         with self._lock:
             if job.active:
@@ -971,6 +984,30 @@ class JobManager:
         with self._lock:
             registered = sum(1 for j in self._jobs.values() if j.registered)
             return f"<JobManager {registered} jobs registered, {self._active_count} active>"
+
+
+def _one_off_meta(d: JobDefinition) -> dict[str, Any]:
+    """What a one-off record remembers of its job: enough to show it, and to rerun a script or
+    reference job from a later session (data only when it is JSON and small)."""
+    meta: dict[str, Any] = {"kind": d.kind, "target": d.target.label, "target_type": d.target.type}
+    if d.target.type == "script" and d.target.path is not None:
+        meta["job"] = str(d.target.path)
+    elif d.target.type == "reference" and d.target.reference is not None:
+        meta["job"] = d.target.reference
+    else:
+        return meta
+    if d.timeout is not None:
+        meta["timeout"] = d.timeout
+    if d.retries:
+        meta["retries"] = d.retries
+    if d.data is not None:
+        try:
+            encoded = json.dumps(d.data, allow_nan=False)
+        except (TypeError, ValueError):
+            encoded = ""
+        if encoded and len(encoded) <= 4_000:
+            meta["data"] = d.data
+    return meta
 
 
 class JobHandle:

@@ -99,6 +99,8 @@ class JobInfo:
     paused: bool
     recurring: bool
     progress: tuple[float, str | None] | None = None
+    registered: bool = True
+    """False once the job cannot run again (a finished one-shot job): its name is free to reuse."""
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

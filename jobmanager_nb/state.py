@@ -198,4 +198,5 @@ def job_info(job: JobState) -> JobInfo:
         paused=job.paused,
         recurring=job.recurring,
         progress=job.progress,
+        registered=job.registered,
     )

@@ -465,3 +465,19 @@ def test_wait_from_another_thread_while_the_loop_runs_jobs(manager):
     release.set()
     waiter.join(WAIT)
     assert results and results[0].result == "done"
+
+
+def test_inline_traceback_starts_at_the_users_code(manager):
+    def broken():
+        raise KeyError("missing")
+
+    manager.add_job(broken, offloaded=False)
+    with pytest.raises(JobFailedError) as info:
+        manager.wait("broken", timeout=WAIT)
+    error = info.value.run.error
+    assert "jobmanager_nb" not in error and "in broken" in error and "KeyError" in error
+
+
+def test_async_inline_reference_accepts_a_timeout(manager):
+    manager.add_job("asyncio:sleep", name="nap", data=0.01, offloaded=False, timeout=5)
+    manager.wait("nap", timeout=WAIT)

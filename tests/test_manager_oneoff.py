@@ -175,3 +175,38 @@ def test_invalid_job_leaves_no_orphan_queued_record(manager, store):
     with pytest.raises(Exception, match="does not exist"):
         manager.add_one_off_job("no/such/script.py", name="orphan")
     assert store.get("orphan") is None
+
+
+def test_a_failed_script_one_off_can_be_rerun_from_a_later_session(tmp_path):
+    path = tmp_path / "jobs.json"
+    flag = tmp_path / "flag"
+    script = tmp_path / "needs_flag.py"
+    script.write_text(
+        "import pathlib\n"
+        "from jobmanager_nb import worker\n"
+        "if not pathlib.Path(worker.data['flag']).exists():\n"
+        "    raise RuntimeError('no flag yet')\n"
+    )
+    with JobManager(path) as first:
+        first.add_one_off_job(str(script), name="needs-flag", data={"flag": str(flag)})
+        with pytest.raises(JobFailedError, match="no flag yet"):
+            first.wait("needs-flag", timeout=WAIT)
+    flag.touch()
+    with JobManager(path) as second:
+        second.rerun("needs-flag")
+        assert second.wait("needs-flag", timeout=WAIT).status == "finished"
+        assert second.store.get("needs-flag").attempts == 2
+
+
+def test_a_cell_function_one_off_cannot_be_rerun_from_a_later_session(tmp_path):
+    path = tmp_path / "jobs.json"
+
+    def broken():
+        raise RuntimeError("x")
+
+    with JobManager(path) as first:
+        first.add_one_off_job(broken, name="cell", offloaded=False)
+        with pytest.raises(JobFailedError):
+            first.wait("cell", timeout=WAIT)
+    with JobManager(path) as second, pytest.raises(LookupError, match="run the cell"):
+        second.rerun("cell")

@@ -37,6 +37,7 @@ __all__ = ["REQUEST", "main"]
 
 REQUEST = struct.Struct("!Q")
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15  # the short name that top and ps -o comm show
 
 
 def main(ctrl_fd: int, preload: list[str]) -> None:
@@ -55,6 +56,8 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
     devnull = os.open(os.devnull, os.O_RDWR)
     prctl = _load_prctl()
+    if prctl is not None:
+        prctl(_PR_SET_NAME, b"jobmanager-fsrv")  # type: ignore[operator]
     ctrl.sendall(encode(("ready", os.getpid())))
     pending = b""
     while True:
@@ -131,6 +134,7 @@ def _become_worker(
             prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # type: ignore[operator]
             if os.getppid() != server_pid:  # the server died before the line above
                 os._exit(0)
+            prctl(_PR_SET_NAME, b"jobmanager-wkr")  # type: ignore[operator]
         os.dup2(devnull, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)

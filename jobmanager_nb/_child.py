@@ -93,12 +93,7 @@ def _serve(conn_fd: int, out_fd: int, err_fd: int) -> int:
 
 def _setup_stdio() -> None:
     """Line-buffered text streams on fds 1 and 2, so prints reach the parent as lines are written."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:
-            pass
+    worker._flush_stdio()
     out = open(1, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     err = open(2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
     sys.stdout = sys.__stdout__ = out  # type: ignore[misc]

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 import select
-import sys
 import threading
 
 from jobmanager_nb._wire import Channel
+from jobmanager_nb.worker import _flush_stdio as flush_python_streams
 
 __all__ = ["OutputBudget", "OutputPump", "drain_all", "start_pump"]
 
@@ -108,11 +108,6 @@ def start_pump(pump: OutputPump) -> None:
 
 def drain_all() -> None:
     """Flush the job's Python-level buffers, then forward everything already in the pipes."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except Exception:
-            pass
+    flush_python_streams()
     for pump in _pumps:
         pump.drain()

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobReferenceError
+from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobReferenceError, OneOffAlreadyExecutedError
 from jobmanager_nb.store import TinyDBStore
 
 HERE = Path(__file__).resolve().parent
@@ -185,6 +185,8 @@ def test_offloaded_one_off_success_and_failure(tmp_path):
         m.add_one_off_job(str(JOBS / "simple.py"), name="backup")
         m.wait("backup", timeout=WAIT)
         assert m.store.get("backup").status == "finished"
+        with pytest.raises(OneOffAlreadyExecutedError, match=r'A "backup" one off job has already been executed\.'):
+            m.add_one_off_job(str(JOBS / "simple.py"), name="backup")
         m.add_one_off_job(mjobs.fail, name="broken")
         with pytest.raises(JobFailedError):
             m.wait("broken", timeout=WAIT)

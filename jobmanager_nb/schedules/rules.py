@@ -79,7 +79,22 @@ class RuleSpec:
 
     def time_mask(self, *, tick_starts_only: bool = True) -> bytes:
         """86,400 bytes, 1 for each second of the day at which this rule fires (or, for an exception,
-        holds)."""
+        holds). Equal rules share one mask, so a thousand jobs on the same schedule cost one."""
+        key = (
+            tuple(sorted((unit, tuple(sorted(v))) for unit, v in self.values.items())),
+            tuple(sorted(self.after.items())),
+            tuple(sorted(self.before.items())),
+            self.tick,
+            tick_starts_only,
+        )
+        mask = _MASKS.get(key)
+        if mask is None:
+            if len(_MASKS) >= _MASK_CACHE_LIMIT:
+                _MASKS.clear()
+            mask = _MASKS[key] = self._build_time_mask(tick_starts_only)
+        return mask
+
+    def _build_time_mask(self, tick_starts_only: bool) -> bytes:
         seconds, minutes, hours = self.allowed("s"), self.allowed("m"), self.allowed("h")
         if tick_starts_only:
             level = granularity(self.tick)
@@ -108,6 +123,10 @@ class RuleSpec:
             end = max(0, min(end, _SECONDS_PER_DAY))
             mask[end:] = bytes(_SECONDS_PER_DAY - end)
         return bytes(mask)
+
+
+_MASKS: dict[tuple[object, ...], bytes] = {}
+_MASK_CACHE_LIMIT = 256
 
 
 class _Month:

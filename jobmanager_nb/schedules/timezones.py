@@ -91,8 +91,19 @@ def local_zone() -> tzinfo:
 
     Tried in order: the ``TZ`` environment variable, the target of the ``/etc/localtime`` symlink,
     ``/etc/timezone``, the contents of ``/etc/localtime``; UTC when none of them gives a zone.
+    The answer is remembered per value of ``TZ`` (the system files are read once per process).
     """
     value = os.environ.get("TZ")
+    zone = _LOCAL_ZONES.get(value)
+    if zone is None:
+        zone = _LOCAL_ZONES[value] = _find_local_zone(value)
+    return zone
+
+
+_LOCAL_ZONES: dict[str | None, tzinfo] = {}
+
+
+def _find_local_zone(value: str | None) -> tzinfo:
     if value:
         zone = _zone_from_tz_variable(value)
         if zone is not None:

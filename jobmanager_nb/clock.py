@@ -45,7 +45,7 @@ class SystemClock:
     is_real = True
 
     def now(self) -> datetime:
-        return utc_now()
+        return datetime.now(timezone.utc)
 
     def on_change(self, callback: Callable[[], None]) -> Callable[[], None]:
         return lambda: None

@@ -64,19 +64,19 @@ class EventBus:
         self._pending: deque[Event] = deque()
         self._subscribers: tuple[Subscriber, ...] = ()
         self._draining = False
-
-    @property
-    def has_subscribers(self) -> bool:
-        return bool(self._subscribers)
+        self.has_subscribers = False
+        """True while anyone listens; publishers skip building events otherwise."""
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Deliver every later event to ``callback``; returns a function that unsubscribes it."""
         with self._lock:
             self._subscribers = (*self._subscribers, callback)
+            self.has_subscribers = True
 
         def unsubscribe() -> None:
             with self._lock:
                 self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+                self.has_subscribers = bool(self._subscribers)
 
         return unsubscribe
 

@@ -137,7 +137,7 @@ class InlineRunner:
                 result = d.target.func()
             else:
                 result = d.target.call_inline(d.data)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 awaitable = result if d.timeout is None else asyncio.wait_for(result, d.timeout)
                 run.task = asyncio.ensure_future(self._await(run, awaitable), loop=self.loop)
                 return

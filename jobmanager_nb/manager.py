@@ -19,7 +19,7 @@ import sys
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -603,7 +603,9 @@ class JobManager:
         except Exception:
             log.exception("jobmanager_nb: could not record one-off job %r as %s", name, what)
 
-    def _publish(self, events: Iterable[Event]) -> None:
+    def _publish(self, events: list[Event]) -> None:
+        if not events:
+            return
         for event in events:
             self._bus.publish(event)
 

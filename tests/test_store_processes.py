@@ -54,9 +54,8 @@ class Child:
                 continue
             chunk = os.read(self._fd, 1 << 16)
             if not chunk:
-                if self._buffer:
-                    rest, self._buffer = self._buffer, b""
-                    return rest.decode()
+                # A last line without its newline was cut short by a kill: it confirms nothing.
+                self._buffer = b""
                 return None
             self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)

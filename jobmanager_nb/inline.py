@@ -81,12 +81,14 @@ class InlineRunner:
             self._pump_scheduled = False
             self._finish(run, error="the job manager's event loop is closed", cancelled=True)
 
-    def cancel(self, run: RunState) -> None:
-        """Cancel ``run``'s task if it is an async job in progress (a queued run is simply skipped
-        by the pump once the manager has settled it)."""
+    def cancel(self, run: RunState) -> bool:
+        """Cancel ``run``'s task if it is an async job in progress; False when there is none (a
+        synchronous job cannot be interrupted; a queued run is skipped by the pump once settled)."""
         task = run.task
-        if task is not None:
-            self.loop.call_soon_threadsafe(task.cancel)
+        if task is None:
+            return False
+        self.loop.call_soon_threadsafe(task.cancel)
+        return True
 
     def close(self) -> None:
         """Undo the output routing installed for the runs."""

@@ -629,21 +629,23 @@ class JobManager:
         self._publish([Event("removed", name, self._clock.now())])
 
     def cancel(self, name: str) -> bool:
-        """Cancel the queued or running runs of ``name`` (the job stays registered); True if any were."""
+        """Cancel the queued or running runs of ``name`` (the job stays registered). Returns True if
+        any run could be cancelled; a synchronous inline function that is already running cannot be
+        interrupted, so it is left to finish (and False is returned when that is all there was)."""
         with self._lock:
             job = self._require(name)
             active = list(job.active.values())
-        for run in active:
-            self._cancel_run(run)
-        return bool(active)
+        cancelled = [self._cancel_run(run) for run in active]
+        return any(cancelled)
 
-    def _cancel_run(self, run: RunState) -> None:
+    def _cancel_run(self, run: RunState) -> bool:
         if run.status == "queued":
             self._finish(run, error="cancelled before it started", cancelled=True)
-        elif run.handle is not None:
+            return True
+        if run.handle is not None:
             run.handle.cancel(grace=self._kill_grace)
-        else:
-            self._inline.cancel(run)
+            return True
+        return self._inline.cancel(run)
 
     def run_now(self, name: str) -> JobRun | None:
         """Start a run of ``name`` now, outside its schedule. Returns the new run, or None (and a

@@ -481,3 +481,30 @@ def test_inline_traceback_starts_at_the_users_code(manager):
 def test_async_inline_reference_accepts_a_timeout(manager):
     manager.add_job("asyncio:sleep", name="nap", data=0.01, offloaded=False, timeout=5)
     manager.wait("nap", timeout=WAIT)
+
+
+def test_cancel_stops_a_running_async_job_but_not_a_running_sync_one(manager):
+    started = threading.Event()
+    release = threading.Event()
+
+    async def forever():
+        started.set()
+        await asyncio.sleep(3600)
+
+    manager.add_job(forever, offloaded=False)
+    assert started.wait(WAIT)
+    assert manager.cancel("forever") is True
+    with pytest.raises(JobFailedError, match="cancelled"):
+        manager.wait("forever", timeout=WAIT)
+
+    started.clear()
+
+    def blocking():
+        started.set()
+        release.wait(WAIT)
+
+    manager.add_job(blocking, offloaded=False)
+    assert started.wait(WAIT)
+    assert manager.cancel("blocking") is False  # cannot interrupt it: it finishes normally
+    release.set()
+    assert manager.wait("blocking", timeout=WAIT).status == "finished"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -508,3 +509,31 @@ def test_cancel_stops_a_running_async_job_but_not_a_running_sync_one(manager):
     assert manager.cancel("blocking") is False  # cannot interrupt it: it finishes normally
     release.set()
     assert manager.wait("blocking", timeout=WAIT).status == "finished"
+
+
+def test_inline_run_due_during_a_busy_cell_runs_right_after_it(clock):
+    """The manager lives on a running loop (as in a kernel); while the loop's thread is busy in
+    synchronous code (a long cell), a due inline run waits in the queue, then runs at once."""
+
+    async def main():
+        m = JobManager(clock=clock)
+        ran_during_cell = []
+        in_cell = True
+
+        def refresh():
+            ran_during_cell.append(in_cell)
+
+        m.add_job(refresh, at=clock.now() + timedelta(seconds=1), offloaded=False)
+        # the "cell": synchronous code on the loop's thread
+        clock.advance(1)
+        deadline = time.monotonic() + WAIT
+        while m.job("refresh").status != "queued":  # the timer thread queued it meanwhile
+            assert time.monotonic() < deadline, "the due run was never queued"
+        assert ran_during_cell == []
+        in_cell = False
+        # the cell ends: the loop gets control back and runs the job
+        await m.await_completion("refresh", timeout=WAIT)
+        await m.shutdown(timeout=5)
+        return ran_during_cell
+
+    assert asyncio.run(main()) == [False]

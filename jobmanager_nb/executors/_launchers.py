@@ -227,25 +227,23 @@ class ForkServerLauncher(Launcher):
                 code,
                 f": {detail[-2000:]}" if detail else "",
             )
-        reason = "the worker fork server died, so how this worker ended is unknown"
+        notices = self._lose_all("the worker fork server died, so how this worker ended is unknown")
+        self._server = None
+        self.server_pid = None
+        return notices
+
+    def _lose_all(self, reason: str) -> list[Notice]:
+        """Forget every worker of the fork server (reporting each as lost) and its control socket."""
         notices = [Notice("lost", p, reason=reason) for p in [*self._waiting.values(), *self._by_pid.values()]]
         self._waiting.clear()
         self._by_pid.clear()
         if self._ctrl is not None:
             self._ctrl.close()
         self._ctrl = None
-        self._server = None
-        self.server_pid = None
         return notices
 
     def close(self, timeout: float = 1.0) -> list[Notice]:
-        reason = "the worker fork server was stopped, so how this worker ended is unknown"
-        notices = [Notice("lost", p, reason=reason) for p in [*self._waiting.values(), *self._by_pid.values()]]
-        self._waiting.clear()
-        self._by_pid.clear()
-        if self._ctrl is not None:
-            self._ctrl.close()
-            self._ctrl = None
+        notices = self._lose_all("the worker fork server was stopped, so how this worker ended is unknown")
         server, self._server = self._server, None
         if server is not None:
             try:

@@ -375,7 +375,7 @@ def test_no_countdown_means_no_wakeups(manager, open_table):
     manager.add_job(lambda: None, name="once", offloaded=False)
     wait_until(status_is(table, "once", "finished"))
     settled = table.flushes
-    assert not table._thread._is_stopped and table._wake.wait(0.3) is False  # nothing wakes the flusher
+    assert table._thread.is_alive() and table._wake.wait(0.3) is False  # nothing wakes the flusher
     assert table.flushes == settled
 
 

@@ -36,6 +36,24 @@ _RESULT_KEYS = frozenset(
     | {"n", "median", "p95", "min", "max"}
 )
 
+# Spread kind per measurement: the worst run for rates, p95 for pooled per-job samples, else the max.
+SPREAD_OF: dict[str, str] = {
+    "inline_throughput": "min",
+    "offloaded_latency": "p95",
+    "offloaded_start": "p95",
+    "offloaded_started_event": "p95",
+    "offloaded_latency_cold": "max",
+    "offloaded_burst": "max",
+    "offloaded_burst_peak_rss": "max",
+    "punctuality_lateness": "max",
+    "punctuality_jitter": "absmax",
+    "idle_rss": "max",
+    "idle_rss_added": "max",
+    "idle_cpu": "max",
+    "idle_register": "max",
+}
+
+
 
 def median(samples: Sequence[float]) -> float:
     """The median of ``samples`` (the mean of the two middle values for an even count)."""

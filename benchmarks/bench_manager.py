@@ -59,21 +59,7 @@ IDLE_JOBS = 1_000
 IDLE_SECONDS = 5.0
 IDLE_SPEC = "every 1 hours"
 
-SPREADS = {
-    "inline_throughput": "min",
-    "offloaded_latency": "p95",
-    "offloaded_start": "p95",
-    "offloaded_started_event": "p95",
-    "offloaded_latency_cold": "max",
-    "offloaded_burst": "max",
-    "offloaded_burst_peak_rss": "max",
-    "punctuality_lateness": "max",
-    "punctuality_jitter": "absmax",
-    "idle_rss": "max",
-    "idle_rss_added": "max",
-    "idle_cpu": "max",
-    "idle_register": "max",
-}
+SPREADS = _harness.SPREAD_OF
 
 # Inline variants: (mode, system detail).
 INLINE_VARIANTS = (

@@ -36,17 +36,7 @@ if str(_HERE.parent) not in sys.path:
 import _harness  # noqa: E402
 from _harness import PeerUnavailable, Result  # noqa: E402
 
-SPREADS = {
-    "inline_throughput": "min",
-    "offloaded_latency": "p95",
-    "offloaded_burst": "max",
-    "punctuality_lateness": "max",
-    "punctuality_jitter": "absmax",
-    "idle_rss": "max",
-    "idle_rss_added": "max",
-    "idle_cpu": "max",
-    "idle_register": "max",
-}
+SPREADS = _harness.SPREAD_OF
 
 _CHILD = "import sys; sys.path.insert(0, sys.argv[1]); import apscheduler_peer; apscheduler_peer._child()"
 

@@ -34,19 +34,7 @@ SCRIPTS = _HERE / "ghost"
 PEER_DIR = _HERE.parents[1] / ".bench-peers" / "ghost"
 VERSION = "4.0.3"
 
-# Spread kind per measurement: the worst run for rates, p95 for pooled per-job samples, else the max.
-SPREADS = {
-    "inline_throughput": "min",
-    "offloaded_latency": "p95",
-    "offloaded_burst": "max",
-    "offloaded_burst_peak_rss": "max",
-    "punctuality_lateness": "max",
-    "punctuality_jitter": "absmax",
-    "idle_rss": "max",
-    "idle_rss_added": "max",
-    "idle_cpu": "max",
-    "idle_register": "max",
-}
+SPREADS = _harness.SPREAD_OF
 
 
 def _tool(name: str) -> str:

@@ -2,7 +2,9 @@
 
 Subscribers receive every :class:`Event` in the order it was published, never while the manager
 holds a lock, from whichever thread published it (the scheduler thread, the executor's I/O thread
-or the inline loop). A subscriber that raises is logged and otherwise ignored.
+or the inline loop). A subscriber that raises is logged and otherwise ignored. Whoever waits for a
+run is released only after its last event has reached every subscriber
+(:meth:`EventBus.after_delivery`).
 """
 
 from __future__ import annotations
@@ -55,15 +57,25 @@ class Event:
 Subscriber = Callable[[Event], None]
 
 
+class _Deferred:
+    """An action queued behind the events published before it."""
+
+    __slots__ = ("action",)
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+
+
 class EventBus:
     """In-order delivery without a dedicated thread: the first publisher to find the bus idle
     drains the queue; publishers arriving meanwhile only enqueue."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: deque[Event] = deque()
+        self._pending: deque[Event | _Deferred] = deque()
         self._subscribers: tuple[Subscriber, ...] = ()
         self._draining = False
+        self._drainer: int | None = None  # the thread delivering, while one is
         self.has_subscribers = False
         """True while anyone listens; publishers skip building events otherwise."""
 
@@ -89,16 +101,39 @@ class EventBus:
             if self._draining:
                 return
             self._draining = True
+            self._drainer = threading.get_ident()
         self._drain()
+
+    def after_delivery(self, action: Callable[[], None]) -> None:
+        """Run ``action`` once every event published so far has reached the subscribers.
+
+        Runs it now, on this thread, when nothing is being delivered or this thread is the one
+        delivering (a subscriber that publishes must not wait for itself); otherwise the thread
+        that is delivering runs it right after those events. An error in a deferred action is
+        logged.
+        """
+        with self._lock:
+            if self._draining and self._drainer != threading.get_ident():
+                self._pending.append(_Deferred(action))
+                return
+        action()
 
     def _drain(self) -> None:
         while True:
             with self._lock:
                 if not self._pending:
                     self._draining = False
+                    self._drainer = None
                     return
-                event = self._pending.popleft()
+                item = self._pending.popleft()
                 subscribers = self._subscribers
+            if isinstance(item, _Deferred):
+                try:
+                    item.action()
+                except Exception:
+                    log.exception("jobmanager_nb: releasing a waiter failed")
+                continue
+            event = item
             for subscriber in subscribers:
                 try:
                     subscriber(event)

@@ -548,10 +548,8 @@ class JobManager:
         if not fast:
             callbacks, idle = self._settle_after_side_effects(run, error)
         self._publish(events)
-        for callback in callbacks:
-            callback(run)
-        for waiter in idle:
-            waiter()
+        if callbacks or idle:
+            self._bus.after_delivery(lambda: _release(run, callbacks, idle))
 
     def _settle(self, run: RunState) -> tuple[list[Callable[[RunState], None]], list[Callable[[], None]]]:
         """Mark ``run`` settled and collect who to tell. Called with the lock held."""
@@ -1058,3 +1056,11 @@ class JobHandle:
 def _resolve(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
+
+
+def _release(run: RunState, callbacks: list[Callable[[RunState], None]], idle: list[Callable[[], None]]) -> None:
+    """Tell whoever waits for ``run`` (and for the manager to go idle) that it has settled."""
+    for callback in callbacks:
+        callback(run)
+    for waiter in idle:
+        waiter()

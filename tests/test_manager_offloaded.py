@@ -270,3 +270,41 @@ def test_parent_killed_with_sigkill_leaves_no_workers_and_a_rerunnable_one_off(t
     with JobManager(store) as m:
         m.add_one_off_job(mjobs.add, name="interrupted", data={"a": 1, "b": 1})
         assert m.wait("interrupted", timeout=WAIT).result == 2
+
+
+def test_wait_returns_only_after_subscribers_have_seen_the_run_end(manager):
+    """The offloaded run ends on the executor's thread while the loop thread is still delivering an
+    earlier event: wait() must not return before that delivery has reached the finished event."""
+    holding = threading.Event()
+    let_go = threading.Event()
+    seen: list[tuple[str, str]] = []
+
+    def slow(event) -> None:
+        if (event.kind, event.name) == ("started", "holder"):
+            holding.set()
+            let_go.wait(WAIT)
+        seen.append((event.kind, event.name))
+
+    manager.subscribe(slow)
+    manager.add_job(lambda: None, name="holder", offloaded=False)  # "started" is delivered on the loop thread
+    assert holding.wait(WAIT)
+    manager.add_job(mjobs.add, data={"a": 1, "b": 1})
+    returned = threading.Event()
+    seen_at_return: list[tuple[str, str]] = []
+
+    def waiter() -> None:
+        manager.wait("add", timeout=WAIT)
+        seen_at_return.extend(seen)
+        returned.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while manager.job("add").status != "finished" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert manager.job("add").status == "finished"
+    assert not returned.wait(0.2)  # the run has ended, but its events are still queued
+    let_go.set()
+    assert returned.wait(WAIT)
+    thread.join(WAIT)
+    assert ("finished", "add") in seen_at_return

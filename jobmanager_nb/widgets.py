@@ -663,7 +663,9 @@ class JobTable:
         self._stop.set()
         self._wake.set()
         if self._thread is not threading.current_thread():
-            self._thread.join(5.0)
+            self._thread.join(30.0)  # only a widget observer that never returns can hold it this long
+            if self._thread.is_alive():
+                log.warning("jobmanager_nb: the dashboard's update thread is stuck in a widget observer; left running")
         with self._lock:
             for widget in self._all_widgets():
                 if widget is not None:

@@ -4,8 +4,26 @@
 from __future__ import annotations
 
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 TESTS = str(Path(__file__).resolve().parent)
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
+
+DASHBOARD_THREAD = "jobmanager_nb-dashboard"
+
+
+@pytest.fixture(autouse=True)
+def _no_dashboard_thread_outlives_its_test() -> Iterator[None]:
+    """A dashboard table left open would keep its flusher thread; fail the test that left it, not a later one."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    left = [t for t in threading.enumerate() if t.name == DASHBOARD_THREAD and t.ident not in before]
+    for thread in left:
+        thread.join(10.0)
+    alive = [t for t in left if t.is_alive()]
+    assert alive == [], f"this test left {len(alive)} dashboard table(s) open: close them with table.close()"

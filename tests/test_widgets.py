@@ -456,7 +456,7 @@ def test_close_unsubscribes_and_leaves_no_thread(manager):
     wait_until(lambda: table.names == ["one"])
     table.close()
     assert not thread.is_alive() and table.closed
-    assert [t for t in threading.enumerate() if t.name == "jobmanager_nb-dashboard"] == []
+    assert [t for t in threading.enumerate() if t.name == "jobmanager_nb-dashboard" and t.ident not in before] == []
     assert table.widget.comm is None
     flushes = table.flushes
     manager.add_job(lambda: None, name="two", at=3600, offloaded=False)  # no subscriber any more

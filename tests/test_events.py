@@ -15,6 +15,29 @@ def event(kind: str, name: str = "job") -> Event:
     return Event(kind, name, AT)  # type: ignore[arg-type]
 
 
+class SlowDelivery:
+    """A subscriber that holds the bus on an ``output`` event, published from another thread, until
+    :meth:`let_go` is called: meanwhile any publish on this thread only queues."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.seen: list[str] = []
+        self._delivering = threading.Event()
+        self._let_go = threading.Event()
+        bus.subscribe(self._subscriber)
+        self.publisher = threading.Thread(target=bus.publish, args=(event("output"),))
+        self.publisher.start()
+        assert self._delivering.wait(WAIT)
+
+    def _subscriber(self, e: Event) -> None:
+        if e.kind == "output":
+            self._delivering.set()
+            assert self._let_go.wait(WAIT)
+        self.seen.append(e.kind)
+
+    def let_go(self) -> None:
+        self._let_go.set()
+
+
 def test_events_reach_every_subscriber_in_order_and_a_failing_one_is_harmless() -> None:
     bus = EventBus()
     seen: list[str] = []
@@ -33,33 +56,20 @@ def test_events_reach_every_subscriber_in_order_and_a_failing_one_is_harmless() 
 
 def test_an_action_waits_for_events_another_thread_is_still_delivering() -> None:
     bus = EventBus()
-    seen: list[str] = []
-    delivering = threading.Event()
-    let_go = threading.Event()
-
-    def slow(e: Event) -> None:
-        if e.kind == "output":
-            delivering.set()
-            assert let_go.wait(WAIT)
-        seen.append(e.kind)
-
-    bus.subscribe(slow)
-    publisher = threading.Thread(target=bus.publish, args=(event("output"),))
-    publisher.start()
-    assert delivering.wait(WAIT)
+    slow = SlowDelivery(bus)
     bus.publish(event("finished"))  # the other thread is delivering: this only queues it
     released = threading.Event()
     seen_when_released: list[str] = []
 
     def release() -> None:
-        seen_when_released.extend(seen)
+        seen_when_released.extend(slow.seen)
         released.set()
 
     bus.after_delivery(release)
-    assert not released.is_set() and seen == []  # deferred, not run here
-    let_go.set()
+    assert not released.is_set() and slow.seen == []  # deferred, not run here
+    slow.let_go()
     assert released.wait(WAIT)
-    publisher.join(WAIT)
+    slow.publisher.join(WAIT)
     assert seen_when_released == ["output", "finished"]
 
 
@@ -80,25 +90,13 @@ def test_an_action_runs_at_once_when_the_bus_is_idle_or_when_a_subscriber_asks()
 
 def test_a_failing_deferred_action_does_not_stop_delivery() -> None:
     bus = EventBus()
-    seen: list[str] = []
-    delivering = threading.Event()
-    let_go = threading.Event()
-
-    def slow(e: Event) -> None:
-        if e.kind == "output":
-            delivering.set()
-            assert let_go.wait(WAIT)
-        seen.append(e.kind)
+    slow = SlowDelivery(bus)
 
     def broken() -> None:
         raise RuntimeError("waiter bug")
 
-    bus.subscribe(slow)
-    publisher = threading.Thread(target=bus.publish, args=(event("output"),))
-    publisher.start()
-    assert delivering.wait(WAIT)
     bus.after_delivery(broken)
     bus.publish(event("finished"))
-    let_go.set()
-    publisher.join(WAIT)
-    assert not publisher.is_alive() and seen == ["output", "finished"]
+    slow.let_go()
+    slow.publisher.join(WAIT)
+    assert not slow.publisher.is_alive() and slow.seen == ["output", "finished"]

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
         StoreError,
     )
     from jobmanager_nb.events import Event
-    from jobmanager_nb.manager import JobHandle, JobManager
+    from jobmanager_nb.handle import JobHandle
+    from jobmanager_nb.manager import JobManager
     from jobmanager_nb.model import JobInfo, JobRun, RunContext, current_run
     from jobmanager_nb.schedules import Schedule, describe_schedule, next_fire_times, parse_schedule
     from jobmanager_nb.store import MemoryStore, OneOffRecord, TinyDBStore
@@ -48,7 +49,7 @@ _LAZY = {
     "StoreError": "jobmanager_nb.errors",
     "Event": "jobmanager_nb.events",
     "JobManager": "jobmanager_nb.manager",
-    "JobHandle": "jobmanager_nb.manager",
+    "JobHandle": "jobmanager_nb.handle",
     "JobInfo": "jobmanager_nb.model",
     "JobRun": "jobmanager_nb.model",
     "RunContext": "jobmanager_nb.model",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import os
 import sys
@@ -36,14 +35,16 @@ from jobmanager_nb.errors import (
 )
 from jobmanager_nb.events import Event, EventBus, Subscriber
 from jobmanager_nb.executors.base import Executor, OffloadedTask, RunOutcome, WorkerEvent
+from jobmanager_nb.handle import JobHandle
 from jobmanager_nb.inline import InlineRunner
 from jobmanager_nb.jobs import check_json_data, offload_target, resolve_target, takes_no_argument
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
-from jobmanager_nb.model import JobInfo, JobRun, JobStatus
+from jobmanager_nb.model import JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, parse_schedule
-from jobmanager_nb.state import HISTORY_LIMIT, JobDefinition, JobState, RunState, job_info
+from jobmanager_nb.state import HISTORY_LIMIT, JobDefinition, JobState, RunState, job_info, one_off_meta
 from jobmanager_nb.store import MemoryStore, OneOffRecord, OneOffStore, TinyDBStore, current_owner
 from jobmanager_nb.timers import Timers
+from jobmanager_nb.waiting import Register, wait_async, wait_blocking
 
 __all__ = ["JobHandle", "JobManager"]
 
@@ -51,6 +52,7 @@ log = logging.getLogger("jobmanager_nb")
 
 ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
 MessageHandler = Callable[[dict[str, Any]], None]
+
 
 class JobManager:
     """Registers and runs jobs: inline (in this process, FIFO) or offloaded (fresh worker processes).
@@ -167,7 +169,7 @@ class JobManager:
                     f'A "{name}" one off job has already been executed. It is running now; wait for it with '
                     f'wait("{name}").'
                 )
-        self._store.claim(name, self._owner, meta=_one_off_meta(definition))
+        self._store.claim(name, self._owner, meta=one_off_meta(definition))
         return self._register(name, definition, replace=True)
 
     def rerun(self, name: str) -> JobHandle:
@@ -653,7 +655,7 @@ class JobManager:
             job = self._require(name)
             busy = bool(job.active)
         if job.definition.one_off and not busy:
-            self._store.claim(name, self._owner, meta=_one_off_meta(job.definition))
+            self._store.claim(name, self._owner, meta=one_off_meta(job.definition))
         now = self._clock.now()
         with self._lock:
             if job.active:
@@ -804,17 +806,7 @@ class JobManager:
 
     async def await_completion(self, name: str, timeout: float | None = None) -> JobRun:
         """Wait for the run of ``name`` (see :meth:`wait`)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[RunState] = loop.create_future()
-
-        def settle(run: RunState) -> None:
-            loop.call_soon_threadsafe(_resolve, future, run)
-
-        self._when_settled(name, settle)
-        try:
-            run = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f'Job "{name}" did not complete within {timeout} s.') from None
+        run = await wait_async(self._settled_run(name), timeout, lambda: _not_completed(name, timeout))
         return self._outcome(run)
 
     def wait(self, name: str, timeout: float | None = None) -> JobRun:
@@ -823,17 +815,11 @@ class JobManager:
         raises :class:`JobFailedError` if it failed and :class:`TimeoutError` when time runs out."""
         if running_loop() is self._loop:
             return run_blocking(self._loop, self.await_completion(name, timeout))
-        done = threading.Event()
-        box: list[RunState] = []
+        run = wait_blocking(self._settled_run(name), timeout, lambda: _not_completed(name, timeout))
+        return self._outcome(run)
 
-        def settle(run: RunState) -> None:
-            box.append(run)
-            done.set()
-
-        self._when_settled(name, settle)
-        if not done.wait(timeout):
-            raise TimeoutError(f'Job "{name}" did not complete within {timeout} s.')
-        return self._outcome(box[0])
+    def _settled_run(self, name: str) -> Register[RunState]:
+        return lambda settle: self._when_settled(name, settle)
 
     async def await_one_off_completion(self, name: str, timeout: float | None = None) -> OneOffRecord:
         """Wait until one-off ``name``'s stored record is finished (returned) or failed (raises)."""
@@ -876,26 +862,20 @@ class JobManager:
 
     async def all_settled(self, timeout: float | None = None) -> None:
         """Wait until no run is queued or running (failures do not raise)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        def settle() -> None:
-            loop.call_soon_threadsafe(_resolve, future, None)
-
-        self._when_idle(settle)
-        try:
-            await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"Jobs were still running after {timeout} s: {self._active_names()}.") from None
+        await wait_async(self._idle, timeout, lambda: self._still_running(timeout))
 
     def wait_all(self, timeout: float | None = None) -> None:
         """Blocking twin of :meth:`all_settled`."""
         if running_loop() is self._loop:
             run_blocking(self._loop, self.all_settled(timeout))
             return
-        done = threading.Event()
-        self._when_idle(done.set)
-        if not done.wait(timeout):
-            raise TimeoutError(f"Jobs were still running after {timeout} s: {self._active_names()}.")
+        wait_blocking(self._idle, timeout, lambda: self._still_running(timeout))
+
+    def _idle(self, settle: Callable[[None], None]) -> None:
+        self._when_idle(lambda: settle(None))
+
+    def _still_running(self, timeout: float | None) -> str:
+        return f"Jobs were still running after {timeout} s: {self._active_names()}."
 
     def _when_idle(self, callback: Callable[[], None]) -> None:
         with self._lock:
@@ -988,74 +968,8 @@ class JobManager:
             return f"<JobManager {registered} jobs registered, {self._active_count} active>"
 
 
-def _one_off_meta(d: JobDefinition) -> dict[str, Any]:
-    """What a one-off record remembers of its job: enough to show it, and to rerun a script or
-    reference job from a later session (data only when it is JSON and small)."""
-    meta: dict[str, Any] = {"kind": d.kind, "target": d.target.label, "target_type": d.target.type}
-    if d.target.type == "script" and d.target.path is not None:
-        meta["job"] = str(d.target.path)
-    elif d.target.type == "reference" and d.target.reference is not None:
-        meta["job"] = d.target.reference
-    else:
-        return meta
-    if d.timeout is not None:
-        meta["timeout"] = d.timeout
-    if d.retries:
-        meta["retries"] = d.retries
-    if d.data is not None:
-        try:
-            encoded = json.dumps(d.data, allow_nan=False)
-        except (TypeError, ValueError):
-            encoded = ""
-        if encoded and len(encoded) <= 4_000:
-            meta["data"] = d.data
-    return meta
-
-
-class JobHandle:
-    """What ``add_job`` and ``add_one_off_job`` return: the job's name and shortcuts to its manager.
-    Cheap to create; every property reads the manager's current state."""
-
-    __slots__ = ("_manager", "name")
-
-    def __init__(self, manager: JobManager, name: str) -> None:
-        self._manager = manager
-        self.name = name
-
-    @property
-    def info(self) -> JobInfo:
-        """A snapshot of the job now (status, next run, last run, counters)."""
-        return self._manager.job(self.name)
-
-    @property
-    def status(self) -> JobStatus:
-        return self.info.status
-
-    @property
-    def next_run(self) -> datetime | None:
-        return self.info.next_run
-
-    def wait(self, timeout: float | None = None) -> JobRun:
-        """Same as ``manager.wait(name, timeout)``."""
-        return self._manager.wait(self.name, timeout)
-
-    def remove(self) -> None:
-        """Same as ``manager.remove_job(name)``."""
-        self._manager.remove_job(self.name)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, JobHandle) and other._manager is self._manager and other.name == self.name
-
-    def __hash__(self) -> int:
-        return hash((id(self._manager), self.name))
-
-    def __repr__(self) -> str:
-        return f"<JobHandle {self.name!r}>"
-
-
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
+def _not_completed(name: str, timeout: float | None) -> str:
+    return f'Job "{name}" did not complete within {timeout} s.'
 
 
 def _release(run: RunState, callbacks: list[Callable[[RunState], None]], idle: list[Callable[[], None]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +21,7 @@ from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunStatus
 from jobmanager_nb.schedules import Schedule
 from jobmanager_nb.timers import TimerHandle
 
-__all__ = ["HISTORY_LIMIT", "OUTPUT_LIMIT", "JobDefinition", "JobState", "RunState", "job_info"]
+__all__ = ["HISTORY_LIMIT", "OUTPUT_LIMIT", "JobDefinition", "JobState", "RunState", "job_info", "one_off_meta"]
 
 OUTPUT_LIMIT = 1_000_000
 """Characters of captured output kept per run (the newest are kept)."""
@@ -200,3 +201,27 @@ def job_info(job: JobState) -> JobInfo:
         progress=job.progress,
         registered=job.registered,
     )
+
+
+def one_off_meta(d: JobDefinition) -> dict[str, Any]:
+    """What a one-off record remembers of its job: enough to show it, and to rerun a script or
+    reference job from a later session (data only when it is JSON and small)."""
+    meta: dict[str, Any] = {"kind": d.kind, "target": d.target.label, "target_type": d.target.type}
+    if d.target.type == "script" and d.target.path is not None:
+        meta["job"] = str(d.target.path)
+    elif d.target.type == "reference" and d.target.reference is not None:
+        meta["job"] = d.target.reference
+    else:
+        return meta
+    if d.timeout is not None:
+        meta["timeout"] = d.timeout
+    if d.retries:
+        meta["retries"] = d.retries
+    if d.data is not None:
+        try:
+            encoded = json.dumps(d.data, allow_nan=False)
+        except (TypeError, ValueError):
+            encoded = ""
+        if encoded and len(encoded) <= 4_000:
+            meta["data"] = d.data
+    return meta

@@ -51,3 +51,58 @@ def test_only_the_notebook_face_modules_import_ipython_or_ipywidgets():
                     path.name in NOTEBOOK_FACE and path.parent == PACKAGE
                 )
                 assert allowed, f"{path.relative_to(PACKAGE.parent)} imports {module}"
+
+
+# The layers of docs/architecture.md, bottom up: a module may import its own layer and the ones below.
+LAYERS: list[tuple[str, set[str]]] = [
+    ("plain data and time", {"errors", "clock", "model", "events"}),
+    ("schedules", {"schedules"}),
+    ("the one-off store", {"store"}),
+    (
+        "running jobs",
+        {"jobs", "capture", "loops", "timers", "waiting", "executors", "worker"}
+        | {"_child", "_output", "_wire", "_exits", "_zygote"},
+    ),
+    ("the manager", {"state", "inline", "manager", "handle", "session"}),
+    ("the notebook face", {"magics", "widgets"}),
+]
+
+
+def _unit(path: Path) -> str:
+    """The layer unit a file belongs to: its subpackage, or its module name."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return parts[0]
+
+
+def _imported_units(path: Path) -> set[str]:
+    units: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parts = node.module.split(".")
+            if parts[0] != "jobmanager_nb":
+                continue
+            if len(parts) > 1:
+                units.add(parts[1])
+            else:  # from jobmanager_nb import capture
+                units.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "jobmanager_nb" and len(parts) > 1:
+                    units.add(parts[1])
+    return units
+
+
+def test_every_module_imports_only_its_own_layer_and_the_ones_below():
+    rank = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py" and path.parent == PACKAGE:
+            continue  # the package's lazy re-exports name every layer
+        unit = _unit(path)
+        assert unit in rank, f"{path.relative_to(PACKAGE.parent)} is in no layer of docs/architecture.md"
+        for imported in _imported_units(path):
+            if imported in rank:
+                assert rank[imported] <= rank[unit], (
+                    f"{path.relative_to(PACKAGE.parent)} ({LAYERS[rank[unit]][0]}) imports "
+                    f"jobmanager_nb.{imported} ({LAYERS[rank[imported]][0]}), a layer above it"
+                )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +65,10 @@ def scratch_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_quickstart_shows_every_step_and_leaves_the_repo_clean(scratch_tmp: Path) -> None:
     before = repo_files("notebooks")
-    started = time.monotonic()
-    nb = execute(nbformat.read(QUICKSTART, as_version=4), QUICKSTART.parent)
-    took = time.monotonic() - started
+    nb = execute(nbformat.read(QUICKSTART, as_version=4), QUICKSTART.parent)  # timed by benchmarks/bench_notebook.py
 
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert errors == [] and all(text_of(c, "stderr") == "" for c in nb.cells if c.cell_type == "code")
-    assert took < 30, f"the quickstart took {took:.1f} s"
     # the refresh cell job ran in the kernel and updated a notebook variable
     refreshed = cell_with(nb, "%job wait refresh")
     assert text_of(refreshed).startswith('"refresh" finished in ')

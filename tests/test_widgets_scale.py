@@ -1,4 +1,6 @@
-"""The dashboard stays responsive with 500 jobs: building the table and applying bursts of events."""
+"""The dashboard with 500 jobs: built in chunks, a burst of 2,000 events applied in one update, 500 pauses.
+
+What these take is measured by ``benchmarks/bench_dashboard.py`` (docs/performance.md), not asserted here."""
 
 from __future__ import annotations
 
@@ -44,64 +46,43 @@ def manager(clock):
     m.close(timeout=5)
 
 
-BUILD: dict[str, float] = {}
+FIRST_ROWS: list[int] = []
 
 
 @pytest.fixture(scope="module")
 def table(manager):
-    started = time.perf_counter()
     t = JobTable(manager)
-    BUILD["first"], BUILD["first_rows"] = time.perf_counter() - started, len(t.names)
+    FIRST_ROWS.append(len(t.names))
     wait_until(lambda: len(t.names) == JOBS)
-    BUILD["all"] = time.perf_counter() - started
     yield t
     t.close()
 
 
-def test_500_jobs_build_in_short_flushes(manager, table, capsys):
-    # the constructor builds the first rows; the flusher builds the rest in chunks, in the manager's order
-    assert BUILD["first_rows"] > 0
+def test_500_jobs_are_built_in_chunks_in_the_managers_order(manager, table):
+    # the constructor builds the first rows (as many as fit in 0.15 s), so the table shows at once; the
+    # flusher builds the rest
+    assert FIRST_ROWS[0] > 0
     assert table.names == [f"job{i:03d}" for i in range(JOBS)]
-    with capsys.disabled():
-        print(
-            f"\n{JOBS} jobs: the first {BUILD['first_rows']:.0f} rows after {BUILD['first']:.2f} s, all {JOBS} after "
-            f"{BUILD['all']:.2f} s in {table.flushes} flushes, the longest {table.max_flush_seconds * 1000:.0f} ms"
-        )
-    assert table.max_flush_seconds < 1.0
 
 
-def test_500_jobs_running_at_once_land_in_one_fast_flush(manager, clock, table, capsys):
+def test_500_jobs_running_at_once_land_in_one_update(manager, clock, table):
     flushes = table.flushes
     with table._lock:  # hold the flusher off until the whole burst is in, so that one flush applies it
         clock.advance(3600 + JOBS)  # every job fires: queued, started, finished, scheduled (2,000 events)
         wait_until(lambda: all(info.runs == 1 for info in manager.jobs))
     wait_until(lambda: table.flushes > flushes and all(table.row(n).info.runs == 1 for n in table.names))
-    burst = table.last_flush_seconds
     assert table.flushes - flushes == 1
     assert all("finished" in table.row(n).timing.value for n in table.names)
-    started = time.perf_counter()
-    table.refresh()  # re-read all 500 jobs; nothing changed
-    refresh = time.perf_counter() - started
-    with capsys.disabled():
-        print(
-            f"\n{JOBS} jobs fired at once (2,000 events): one flush of {burst * 1000:.0f} ms; "
-            f"a full refresh with nothing to change {refresh * 1000:.0f} ms"
-        )
-    assert burst < 0.5 and refresh < 0.5
+    widgets = {n: table.row(n).widget for n in table.names}
+    table.refresh()  # re-read all 500 jobs; nothing changed, nothing is rebuilt
+    assert all(table.row(n).widget is widgets[n] for n in table.names)
 
 
-def test_pausing_500_jobs_makes_500_buttons_in_short_flushes(manager, table, capsys):
-    flushes, table.max_flush_seconds = table.flushes, 0.0
-    started = time.perf_counter()
+def test_pausing_500_jobs_gives_every_row_its_resume_button(manager, table):
+    flushes = table.flushes
     with table._lock:
         for name in table.names:
             manager.pause(name)  # 500 "paused" events; every row needs a new Resume button
     wait_until(lambda: all(list(table.row(n).buttons) == ["run", "resume", "remove"] for n in table.names))
-    total = time.perf_counter() - started
-    with capsys.disabled():
-        print(
-            f"\n{JOBS} jobs paused at once: applied in {table.flushes - flushes} flushes, "
-            f"longest {table.max_flush_seconds * 1000:.0f} ms, all shown after {total:.2f} s"
-        )
-    assert table.max_flush_seconds < 0.5
+    assert table.flushes - flushes < JOBS // 10  # coalesced (a flush builds for at most 0.15 s), not one by one
     assert all(table.row(n).status == "paused" for n in table.names)

@@ -138,8 +138,11 @@ def test_a_click_sent_while_a_cell_runs_waits_for_the_cell(kc, tmp_path):
     )
     button = execute(kc, "print(rerun.model_id)").strip()
     busy = kc.execute("T0 = time.monotonic(); time.sleep(1.5); T1 = time.monotonic()")
-    time.sleep(0.3)  # the click arrives 0.3 s into the busy cell
-    click(kc, button, subshell_id=subshell)
+    while True:  # the kernel announces the cell's code on IOPub just before it runs it
+        msg = kc.get_iopub_msg(timeout=WAIT)
+        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == busy:
+            break
+    click(kc, button, subshell_id=subshell)  # so the click arrives while the cell runs
     while True:
         reply = kc.get_shell_msg(timeout=WAIT)
         if reply["parent_header"].get("msg_id") == busy:

@@ -24,7 +24,6 @@ import linecache
 import os
 import re
 import shlex
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ from jobmanager_nb.manager import JobManager
 from jobmanager_nb.model import JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, next_fire_times
 from jobmanager_nb.store import OneOffRecord
+from jobmanager_nb.store.atomic import write_atomically
 
 __all__ = ["JobManagerMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -198,16 +198,9 @@ def _slug(name: str) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    """Write a kept cell or recipe the way the store writes its file: whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    write_atomically(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------- rendering

@@ -12,7 +12,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from magics_support import cell, fresh_shell, line, usage_error, wait_until, write_script
+from magics_support import cell, fresh_shell, line, usage_error, write_script
+from polling import wait_until
 
 import jobmanager_nb
 from jobmanager_nb import JobFailedError, JobManager

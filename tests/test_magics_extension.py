@@ -19,7 +19,8 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from magics_support import cell, fresh_shell, line, wait_until, write_script
+from magics_support import cell, fresh_shell, line, write_script
+from polling import wait_until
 
 import jobmanager_nb
 from jobmanager_nb import JobManager, JobManagerError, MemoryStore, TinyDBStore, session

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobReferenceError, OneOffAlreadyExecutedError
 from jobmanager_nb.store import TinyDBStore
@@ -299,10 +300,7 @@ def test_wait_returns_only_after_subscribers_have_seen_the_run_end(manager):
 
     thread = threading.Thread(target=waiter)
     thread.start()
-    deadline = time.monotonic() + WAIT
-    while manager.job("add").status != "finished" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert manager.job("add").status == "finished"
+    wait_until(lambda: manager.job("add").status == "finished", WAIT)  # the run's state, not its events
     assert not returned.wait(0.2)  # the run has ended, but its events are still queued
     let_go.set()
     assert returned.wait(WAIT)

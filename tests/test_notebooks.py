@@ -12,9 +12,9 @@ import nbformat
 import psutil
 import pytest
 from jupyter_client.manager import KernelManager
-from magics_support import wait_until
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"

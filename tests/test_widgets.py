@@ -9,22 +9,13 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import ipywidgets as W
 import pytest
+from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobManager, JobNotFoundError
 from jobmanager_nb.widgets import JobTable, actions_for, countdown, css_slug, duration, render_text
 
 WAIT = 10.0
 XSS = "<img src=x onerror=alert(1)>"
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = WAIT, interval: float = 0.01) -> None:
-    """Poll ``predicate`` until it is true: the flusher thread applies changes shortly *after* they happen."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def status_is(table: JobTable, name: str, status: str) -> Callable[[], bool]:

@@ -4,24 +4,14 @@ What these take is measured by ``benchmarks/bench_dashboard.py`` (docs/performan
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
+from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobManager
 from jobmanager_nb.widgets import JobTable
 
 JOBS = 500
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+SLOW = 20.0  # seconds: building 500 rows takes a few
 
 
 def noop() -> None:
@@ -53,7 +43,7 @@ FIRST_ROWS: list[int] = []
 def table(manager):
     t = JobTable(manager)
     FIRST_ROWS.append(len(t.names))
-    wait_until(lambda: len(t.names) == JOBS)
+    wait_until(lambda: len(t.names) == JOBS, SLOW)
     yield t
     t.close()
 
@@ -69,8 +59,8 @@ def test_500_jobs_running_at_once_land_in_one_update(manager, clock, table):
     flushes = table.flushes
     with table._lock:  # hold the flusher off until the whole burst is in, so that one flush applies it
         clock.advance(3600 + JOBS)  # every job fires: queued, started, finished, scheduled (2,000 events)
-        wait_until(lambda: all(info.runs == 1 for info in manager.jobs))
-    wait_until(lambda: table.flushes > flushes and all(table.row(n).info.runs == 1 for n in table.names))
+        wait_until(lambda: all(info.runs == 1 for info in manager.jobs), SLOW)
+    wait_until(lambda: table.flushes > flushes and all(table.row(n).info.runs == 1 for n in table.names), SLOW)
     assert table.flushes - flushes == 1
     assert all("finished" in table.row(n).timing.value for n in table.names)
     widgets = {n: table.row(n).widget for n in table.names}
@@ -83,6 +73,6 @@ def test_pausing_500_jobs_gives_every_row_its_resume_button(manager, table):
     with table._lock:
         for name in table.names:
             manager.pause(name)  # 500 "paused" events; every row needs a new Resume button
-    wait_until(lambda: all(list(table.row(n).buttons) == ["run", "resume", "remove"] for n in table.names))
+    wait_until(lambda: all(list(table.row(n).buttons) == ["run", "resume", "remove"] for n in table.names), SLOW)
     assert table.flushes - flushes < JOBS // 10  # coalesced (a flush builds for at most 0.15 s), not one by one
     assert all(table.row(n).status == "paused" for n in table.names)

@@ -11,7 +11,7 @@ import calendar
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 
-from jobmanager_nb.schedules.rules import DAY_UNITS, RuleSpec, granularity
+from jobmanager_nb.schedules.rules import DAY_UNITS, RuleSpec
 
 __all__ = ["describe_calendar", "join_words"]
 
@@ -92,21 +92,6 @@ def _clock(second_of_day: int) -> str:
     return f"{hours:02d}:{minutes:02d}" + (f":{seconds:02d}" if seconds else "")
 
 
-def _tick_sets(
-    spec: RuleSpec, tick_starts_only: bool
-) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
-    seconds, minutes, hours = spec.allowed("s"), spec.allowed("m"), spec.allowed("h")
-    if tick_starts_only:
-        level = granularity(spec.tick)
-        if level >= 1:
-            seconds &= {0}
-        if level >= 2:
-            minutes &= {0}
-        if level >= 3:
-            hours &= {0}
-    return seconds, minutes, hours
-
-
 def _time_phrase(spec: RuleSpec, mask: bytes, show_seconds: bool, tick_starts_only: bool) -> str:
     fires = mask.count(1)
     if fires == 0:
@@ -120,7 +105,7 @@ def _time_phrase(spec: RuleSpec, mask: bytes, show_seconds: bool, tick_starts_on
     if "t" in spec.values:
         first, last = mask.find(1), mask.rfind(1)
         return f"at {fires} times of day between {_clock(first)} and {_clock(last)}"
-    seconds, minutes, hours = _tick_sets(spec, tick_starts_only)
+    seconds, minutes, hours = spec.time_sets(tick_starts_only)
     text = _sub_daily(seconds, minutes, hours, show_seconds or seconds != {0})
     start, end = spec.after.get("t"), spec.before.get("t")
     if start is not None and end is not None:

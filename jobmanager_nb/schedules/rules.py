@@ -94,7 +94,9 @@ class RuleSpec:
             mask = _MASKS[key] = self._build_time_mask(tick_starts_only)
         return mask
 
-    def _build_time_mask(self, tick_starts_only: bool) -> bytes:
+    def time_sets(self, tick_starts_only: bool) -> tuple[frozenset[int], frozenset[int], frozenset[int]]:
+        """The seconds, minutes and hours this rule allows; with ``tick_starts_only``, only those at
+        which a tick starts (``every 2 hours`` fires at second 0 of minute 0, not through the hour)."""
         seconds, minutes, hours = self.allowed("s"), self.allowed("m"), self.allowed("h")
         if tick_starts_only:
             level = granularity(self.tick)
@@ -104,6 +106,10 @@ class RuleSpec:
                 minutes &= {0}
             if level >= _DAY:
                 hours &= {0}
+        return seconds, minutes, hours
+
+    def _build_time_mask(self, tick_starts_only: bool) -> bytes:
+        seconds, minutes, hours = self.time_sets(tick_starts_only)
         second_block = bytes(1 if s in seconds else 0 for s in range(60))
         minute_block = b"".join(second_block if m in minutes else bytes(60) for m in range(60))
         mask = bytearray(b"".join(minute_block if h in hours else bytes(3600) for h in range(24)))

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedule_support import MONDAY, UTC, fires
 
 from jobmanager_nb.errors import InvalidScheduleError
 from jobmanager_nb.schedules import TextSchedule, parse_schedule
-
-UTC = timezone.utc
-#: Monday 2026-01-05, 09:02:30 UTC
-MONDAY = datetime(2026, 1, 5, 9, 2, 30, tzinfo=UTC)
-
-
-def fires(spec: str, n: int = 3, after: datetime = MONDAY) -> list[str]:
-    schedule = parse_schedule(spec, "UTC")
-    out: list[str] = []
-    moment = after
-    for _ in range(n):
-        nxt = schedule.next_after(moment)
-        assert nxt is not None
-        out.append(nxt.strftime("%a %Y-%m-%d %H:%M:%S"))
-        moment = nxt
-    return out
-
 
 # --- the phrases of ghost-semantics.md §3 ---------------------------------------------------------
 
@@ -365,8 +349,7 @@ def error_of(spec: str) -> str:
 
 def test_a_misspelt_unit_names_position_and_suggestion() -> None:
     assert error_of("every 5 minuets") == (
-        'Invalid schedule format: "every 5 minuets": unknown unit "minuets" at position 8 '
-        '(did you mean "minutes"?)'
+        'Invalid schedule format: "every 5 minuets": unknown unit "minuets" at position 8 (did you mean "minutes"?)'
     )
 
 

@@ -18,8 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 Result = dict[str, Any]
@@ -52,7 +54,6 @@ SPREAD_OF: dict[str, str] = {
     "idle_cpu": "max",
     "idle_register": "max",
 }
-
 
 
 def median(samples: Sequence[float]) -> float:
@@ -150,6 +151,29 @@ def print_line(out: Result, file: TextIO | None = None) -> None:
     print(json.dumps(out), file=file or sys.stdout, flush=True)
 
 
+def run_for_results(
+    cmd: Sequence[str],
+    what: str,
+    *,
+    timeout: float,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    require: bool = True,
+) -> list[Result]:
+    """Run ``cmd`` (a benchmark child) and return the result dicts it printed, one JSON line each.
+
+    Raises ``RuntimeError`` naming ``what`` with the child's stderr when it exits non-zero, or when it
+    printed no result and ``require`` is true.
+    """
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if require and not lines:
+        raise RuntimeError(f"{what} printed no result:\n{proc.stderr.strip()}")
+    return lines
+
+
 def pool(results: Iterable[Result], spreads: Mapping[str, str] | None = None) -> list[Result]:
     """Pool results that share measurement, system and unit, keeping their first-seen order.
 
@@ -229,9 +253,7 @@ def main(
     parser.add_argument("scenario", nargs="*", help=f"any of {', '.join(scenarios)} (default: all)")
     parser.add_argument("--runs", type=int, help="fresh processes per scenario (default: 3; punctuality 2)")
     parser.add_argument("--duration", type=float, default=10.0, help="punctuality: seconds per run")
-    parser.add_argument(
-        "--offset", type=float, default=400.0, help="punctuality: start, ms into a second (-1: random)"
-    )
+    parser.add_argument("--offset", type=float, default=400.0, help="punctuality: start, ms into a second (-1: random)")
     args = parser.parse_args(argv)
     unknown = [name for name in args.scenario if name not in scenarios]
     if unknown:

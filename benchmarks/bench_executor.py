@@ -24,9 +24,7 @@ with the default 3 runs (the spawn bursts dominate).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -114,12 +112,8 @@ def _run_child(config: str) -> list[Result]:
     # Bytecode caching on, as in a default Python setup: the rows should time the executor, not the
     # compilation of the job module's source in every fresh worker (PYTHONDONTWRITEBYTECODE=1 does that).
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", config], capture_output=True, text=True, timeout=900, cwd=_HERE, env=env
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{config} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    cmd = [sys.executable, __file__, "--child", config]
+    return _harness.run_for_results(cmd, config, timeout=900, cwd=_HERE, env=env, require=False)
 
 
 def _ghost(runs_done: int) -> list[Result]:

@@ -94,13 +94,7 @@ def run_child(task: str, timeout: float = 300.0, **params: Any) -> list[Result]:
     A child still running ``timeout`` - 30 s after its start prints every thread's stack and exits.
     """
     cmd = [sys.executable, "-c", _CHILD, str(_HERE), task, json.dumps(params), str(timeout - 30)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"child {task} {params} failed (exit {proc.returncode}):\n{proc.stderr}")
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"child {task} {params} printed no result:\n{proc.stderr}")
-    return lines
+    return _harness.run_for_results(cmd, f"child {task} {params}", timeout=timeout)
 
 
 class Peer:

@@ -20,7 +20,6 @@ import itertools
 import json
 import math
 import random
-import subprocess
 import sys
 import threading
 import time
@@ -51,23 +50,14 @@ def _check_installed() -> None:
             "APScheduler peer skipped: APScheduler is not installed (pip install 'APScheduler>=3.10,<4')."
         )
     if not version("APScheduler").startswith("3."):
-        raise PeerUnavailable(
-            f"APScheduler peer skipped: found {version('APScheduler')}, these scenarios need 3.x."
-        )
+        raise PeerUnavailable(f"APScheduler peer skipped: found {version('APScheduler')}, these scenarios need 3.x.")
 
 
 def run_child(task: str, timeout: float = 300.0, **params: Any) -> list[Result]:
     """Run one child task in a fresh Python process; return its parsed JSON lines."""
     _check_installed()
     cmd = [sys.executable, "-c", _CHILD, str(_HERE), task, json.dumps(params)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        message = f"APScheduler child {task} {params} failed (exit {proc.returncode}):\n{proc.stderr}"
-        raise RuntimeError(message)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"APScheduler child {task} {params} printed no result:\n{proc.stderr}")
-    return lines
+    return _harness.run_for_results(cmd, f"APScheduler child {task} {params}", timeout=timeout)
 
 
 # --- scenarios (parent side) ------------------------------------------------------------------------------
@@ -162,9 +152,7 @@ def _scheduler(executor: Any, completions: _Completions | None = None) -> Any:
     from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    scheduler = BackgroundScheduler(
-        executors={"default": executor}, job_defaults={"misfire_grace_time": None}
-    )
+    scheduler = BackgroundScheduler(executors={"default": executor}, job_defaults={"misfire_grace_time": None})
     if completions is not None:
         scheduler.add_listener(completions, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler

@@ -89,13 +89,7 @@ def run_node(script: str, timeout: float = 300.0, **args: float | int) -> list[R
     env = {**os.environ, "NODE_PATH": str(peer / "node_modules"), "LEVEL": "error"}
     cmd = [_tool("node"), str(SCRIPTS / f"{script}.js"), *(f"{k}={v}" for k, v in args.items())]
     # cwd: the peer folder, so that Ghost's logger finds no stray `loggingrc` configuration.
-    proc = subprocess.run(cmd, cwd=peer, env=env, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stderr.strip()}")
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{' '.join(cmd)} printed no result:\n{proc.stderr.strip()}")
-    return lines
+    return _harness.run_for_results(cmd, " ".join(cmd), timeout=timeout, cwd=peer, env=env)
 
 
 def _repeat(script: str, runs: int, timeout: float = 300.0, **args: float | int) -> list[Result]:

@@ -21,16 +21,6 @@ def test_importing_the_package_imports_neither_ipython_nor_ipywidgets():
     assert out.stdout.strip() == "[]", out.stderr
 
 
-def test_the_worker_module_stays_light():
-    code = (
-        "import sys, jobmanager_nb.worker\n"
-        "heavy = ('IPython', 'ipywidgets', 'tinydb', 'croniter', 'cloudpickle', 'psutil', 'asyncio')\n"
-        "print(sorted(m for m in heavy if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stderr
-
-
 def _imported_top_levels(path: Path) -> set[str]:
     tree = ast.parse(path.read_text())
     names: set[str] = set()

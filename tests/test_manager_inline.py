@@ -23,6 +23,21 @@ from jobmanager_nb.errors import JobConfigError
 WAIT = 10.0
 
 
+class Ticks:
+    """An inline job that records when each run was due, and lets the test wait for the next run."""
+
+    def __init__(self) -> None:
+        self.fired: list = []
+        self._ran = threading.Semaphore(0)
+
+    def __call__(self) -> None:
+        self.fired.append(current_run().scheduled_for)
+        self._ran.release()
+
+    def next_run(self) -> bool:
+        return self._ran.acquire(timeout=WAIT)
+
+
 @pytest.fixture
 def manager():
     m = JobManager()
@@ -176,20 +191,14 @@ def test_inline_queue_pushes_may_share_a_name(manager):
 
 
 def test_recurring_inline_job_fires_on_each_tick(fake_manager, clock):
-    fired = []
-    done = threading.Semaphore(0)
-
-    def refresh():
-        fired.append(current_run().scheduled_for)
-        done.release()
-
+    refresh = Ticks()
     start = clock.now().replace(second=0, microsecond=0)
-    fake_manager.add_job(refresh, at="every 5 minutes", offloaded=False)
+    fake_manager.add_job(refresh, name="refresh", at="every 5 minutes", offloaded=False)
     for i in range(1, 4):
         clock.set(start + timedelta(minutes=5 * i))
-        assert done.acquire(timeout=WAIT)
-    assert [t.minute for t in fired] == [5, 10, 15]
-    assert all(t.second == 0 for t in fired)
+        assert refresh.next_run()
+    assert [t.minute for t in refresh.fired] == [5, 10, 15]
+    assert all(t.second == 0 for t in refresh.fired)
 
 
 def test_overlapping_tick_is_skipped_visibly(fake_manager, clock):
@@ -222,37 +231,25 @@ def test_overlapping_tick_is_skipped_visibly(fake_manager, clock):
 
 
 def test_missed_ticks_run_once_not_in_a_burst(fake_manager, clock):
-    fired = []
-    done = threading.Semaphore(0)
-
-    def tick():
-        fired.append(1)
-        done.release()
-
-    fake_manager.add_job(tick, at="every 1 minutes", offloaded=False)
+    tick = Ticks()
+    fake_manager.add_job(tick, name="tick", at="every 1 minutes", offloaded=False)
     clock.advance(timedelta(hours=3))  # a suspended laptop
-    assert done.acquire(timeout=WAIT)
+    assert tick.next_run()
     fake_manager.wait_all(timeout=WAIT)
-    assert fired == [1]
+    assert len(tick.fired) == 1
     assert fake_manager.job("tick").next_run > clock.now()
 
 
 def test_pause_and_resume(fake_manager, clock):
-    fired = []
-    done = threading.Semaphore(0)
-
-    def tick():
-        fired.append(1)
-        done.release()
-
-    fake_manager.add_job(tick, at="every 1 minutes", offloaded=False)
+    tick = Ticks()
+    fake_manager.add_job(tick, name="tick", at="every 1 minutes", offloaded=False)
     fake_manager.pause("tick")
     assert fake_manager.job("tick").status == "paused"
     clock.advance(timedelta(minutes=5))
     fake_manager.resume("tick")  # missed ticks while paused: one run now
-    assert done.acquire(timeout=WAIT)
+    assert tick.next_run()
     fake_manager.wait_all(timeout=WAIT)
-    assert fired == [1]
+    assert len(tick.fired) == 1
     assert fake_manager.job("tick").status == "scheduled"
 
 

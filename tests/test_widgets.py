@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -105,8 +106,11 @@ def test_status_follows_inline_runs_queued_started_finished(open_table, gate):
         gate.set()
         wait_until(status_is(table, "blocker", "finished"))
         wait_until(status_is(table, "waiter", "finished"))
-        timing = table.row("waiter").timing.value
-        assert "finished" in timing and " s" in timing  # start · duration · outcome
+        timing = table.row("waiter").timing.value  # last run: start · duration · outcome, then next run, runs
+        start, took = r"\d\d:\d\d:\d\d", r"(&lt;1 ms|\d+ ms|[\d.]+ s)"
+        last = rf'<span class="jm-c jm-c-last">{start} · {took} · <span class="jm-o-finished">finished</span></span>'
+        assert re.search(last, timing), timing
+        assert re.search(r'<span class="jm-c jm-c-runs" [^>]*>1</span>', timing), timing
         assert table.row("waiter").buttons.keys() == {"remove"}  # a one-shot job that ran is done
     finally:
         m.close(timeout=10)
@@ -169,6 +173,8 @@ def test_buttons_match_each_state(manager, open_table, gate):
     wait_until(status_is(table, "plain", "finished"))
     assert list(table.row("recurring").buttons) == ["run", "pause", "remove"]
     assert list(table.row("bad-oneoff").buttons) == ["rerun", "remove"]
+    assert '<span class="jm-c jm-c-kind">inline · one-off</span>' in table.row("bad-oneoff").ident.value
+    assert '<span class="jm-c jm-c-kind">inline</span>' in table.row("recurring").ident.value
     assert list(table.row("good-oneoff").buttons) == ["remove"]
     assert list(table.row("busy").buttons) == ["cancel", "remove"]
     assert list(table.row("plain").buttons) == ["remove"]  # ran once, no longer registered
@@ -188,6 +194,7 @@ def test_run_now_button_starts_a_run(manager, open_table):
     wait_until(lambda: "nightly" in table.names)
     table.row("nightly").buttons["run"].click()
     wait_until(lambda: table.row("nightly").info.runs == 1)
+    wait_until(lambda: re.search(r'<span class="jm-c jm-c-runs" [^>]*>1</span>', table.row("nightly").timing.value))
     assert table.row("nightly").status == "scheduled"  # it keeps its schedule
     assert "finished" in table.row("nightly").timing.value
     assert table.message == ""

@@ -86,7 +86,8 @@ def module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_each_magic_has_help_text_saying_what_it_promises(ip: InteractiveShell, manager: JobManager) -> None:
     job_help = ip.find_line_magic("job").__doc__
-    for phrase in ("PATH_OR_REF", "--at SPEC", "--data JSON", "--inline", "--timeout S", "%job next", "%job rerun"):
+    phrases = ("PATH_OR_REF", "--at SPEC", "--name N", "--data JSON", "--inline", "--timeout S")
+    for phrase in (*phrases, "%job next", "%job rerun"):
         assert phrase in job_help
     assert "%%job" in ip.find_cell_magic("job").__doc__ and "replaces the job" in ip.find_cell_magic("job").__doc__
     assert "once, ever" in ip.find_cell_magic("oneoff").__doc__
@@ -125,6 +126,13 @@ def test_inline_reference_runs_in_the_kernel_with_its_data(ip, manager, module) 
     line(ip, "job", f"""{module}:double --inline --data '{{"n": 21}}'""")
     run = manager.wait("double", WAIT)
     assert (run.kind, run.result) == ("inline", 42)
+
+
+def test_an_inline_script_runs_in_the_kernel_process(ip, manager, hello) -> None:
+    out = line(ip, "job", """jobs/hello.py --inline --name here --data '{"n": 1}'""")
+    assert out == 'started job "here" (jobs/hello.py, inline) now\n'
+    run = manager.wait("here", WAIT)
+    assert run.kind == "inline" and run.output.split()[-1] == str(os.getpid())
 
 
 def test_an_offloaded_reference_runs_in_another_process(ip, manager, module) -> None:

@@ -337,7 +337,10 @@ class JobManagerMagics(Magics):
         self._detach()
         try:
             manager = session.open_manager(
-                self.store or None, inline_concurrency=self.inline_concurrency, kill_grace=self.kill_grace
+                self.store or None,
+                inline_concurrency=self.inline_concurrency,
+                kill_grace=self.kill_grace,
+                log_failures=False,  # failures are reported after each cell instead (notify_failures)
             )
         except JobManagerError as exc:
             raise _usage(exc) from None

@@ -58,7 +58,9 @@ class JobManager:
     """Registers and runs jobs: inline (in this process, FIFO) or offloaded (fresh worker processes).
 
     ``store`` keeps one-off job records: a path to a TinyDB JSON file, a store object, or None for
-    memory only. ``error_handler(error, meta)`` hears of every failed run (``meta["name"]``);
+    memory only. ``error_handler(error, meta)`` hears of every failed run (``meta["name"]``); without
+    one, each failed run (after its last retry, unless cancelled) is logged at ERROR on the
+    ``jobmanager_nb`` logger with its traceback (``log_failures=False`` turns that off).
     ``worker_message_handler({"name", "message"})`` of every message a worker posts. Use it as a
     context manager, or call :meth:`close` when done.
     """
@@ -77,12 +79,14 @@ class JobManager:
         retry_backoff: float = 1.0,
         kill_grace: float = 5.0,
         capture_inline_output: bool = True,
+        log_failures: bool = True,
     ) -> None:
         if inline_concurrency < 1:
             raise ValueError("inline_concurrency must be at least 1")
         self._clock: Clock = clock or SystemClock()
         self._tz = tz
         self._error_handler = error_handler
+        self._log_failures = log_failures and error_handler is None
         self._message_handler = worker_message_handler
         self._retry_backoff = retry_backoff
         self._kill_grace = kill_grace
@@ -549,6 +553,8 @@ class JobManager:
             return
         if not fast:
             callbacks, idle = self._settle_after_side_effects(run, error)
+        if error is not None and self._log_failures and not cancelled:
+            log.error("jobmanager_nb: job %r failed (run %s):\n%s", job.name, run.run_id, error)
         self._publish(events)
         if callbacks or idle:
             self._bus.after_delivery(lambda: _release(run, callbacks, idle))

@@ -413,10 +413,11 @@ def test_jobs_with_a_widget_frontend_displays_one_live_table_per_call(
 # ------------------------------------------------------------------------------------------ background failures
 
 
-def test_a_background_failure_is_told_once_after_the_next_cell(ip, manager) -> None:
+def test_a_background_failure_is_told_once_after_the_next_cell(ip, manager, caplog) -> None:
     cell(ip, "oneoff", "nightly", "raise OSError('disk full')\n")
     with pytest.raises(JobFailedError):
         manager.wait("nightly", WAIT)
+    assert [r for r in caplog.records if "failed (run" in r.getMessage()] == []  # told below, not logged
     with capture_output() as cap:
         ip.run_cell("x = 1")
     assert cap.stdout.startswith("jobmanager_nb: job 'nightly' failed at ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from datetime import timedelta
@@ -130,6 +131,57 @@ def test_failing_unnamed_inline_job_touches_no_record(manager):
         assert isinstance(errors[0][0], ValueError)
     finally:
         m.close(timeout=5)
+
+
+def failure_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "jobmanager_nb" and "failed (run" in r.getMessage()]
+
+
+def test_a_failure_nobody_handles_is_logged_with_its_traceback(manager, caplog):
+    def boom():
+        raise ValueError("logged failure")
+
+    manager.add_job(boom, offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("boom", timeout=WAIT)
+    (record,) = failure_logs(caplog)
+    message = record.getMessage()
+    assert record.levelname == "ERROR" and message.startswith("jobmanager_nb: job 'boom' failed (run ")
+    assert "Traceback" in message and "ValueError: logged failure" in message
+
+
+@pytest.mark.parametrize("options", [{"error_handler": lambda error, meta: None}, {"log_failures": False}])
+def test_a_failure_is_not_logged_when_a_handler_hears_of_it_or_logging_is_off(options, caplog):
+    with JobManager(**options) as m:
+        m.add_job(lambda: 1 / 0, name="boom", offloaded=False)
+        with pytest.raises(JobFailedError):
+            m.wait("boom", timeout=WAIT)
+    assert failure_logs(caplog) == []
+
+
+def test_a_retried_failure_is_logged_once_and_a_cancelled_run_not_at_all(caplog):
+    with JobManager(retry_backoff=0.01) as m:
+        attempts = []
+
+        def always():
+            attempts.append(current_run().attempt)
+            raise RuntimeError("still broken")
+
+        m.add_job(always, offloaded=False, retries=2)
+        m.wait_all(timeout=WAIT)
+        assert attempts == [1, 2, 3] and len(failure_logs(caplog)) == 1
+
+        started = threading.Event()
+
+        async def forever():
+            started.set()
+            await asyncio.sleep(3600)
+
+        m.add_job(forever, offloaded=False)
+        assert started.wait(WAIT) and m.cancel("forever")
+        with pytest.raises(JobFailedError, match="cancelled"):
+            m.wait("forever", timeout=WAIT)
+    assert len(failure_logs(caplog)) == 1
 
 
 def test_invalid_schedule_is_refused(manager):

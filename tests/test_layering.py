@@ -96,3 +96,13 @@ def test_every_module_imports_only_its_own_layer_and_the_ones_below():
                     f"{path.relative_to(PACKAGE.parent)} ({LAYERS[rank[unit]][0]}) imports "
                     f"jobmanager_nb.{imported} ({LAYERS[rank[imported]][0]}), a layer above it"
                 )
+
+
+def test_every_public_name_resolves_from_the_package():
+    import jobmanager_nb
+
+    public = set(jobmanager_nb.__all__)
+    assert {"parse_schedule", "next_fire_times", "describe_schedule", "InvalidScheduleError"} <= public
+    assert {"JobManager", "JobHandle", "worker", "get_manager", "MemoryStore", "TinyDBStore"} <= public
+    missing = [name for name in jobmanager_nb.__all__ if getattr(jobmanager_nb, name, None) is None]
+    assert missing == []

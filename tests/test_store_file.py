@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import pickle
 import stat
 from pathlib import Path
 
@@ -123,6 +125,9 @@ CORRUPT = [
         "record 1 is invalid: status must be one of",
         id="bad-record",
     ),
+    # pickles of a would-be store are refused as what they are (bytes, or text that is not JSON): never unpickled
+    pytest.param(pickle.dumps({"jobmanager_nb": {"1": {"schema": 1}}}, protocol=5), "not UTF-8 text", id="pickle"),
+    pytest.param(pickle.dumps({"jobmanager_nb": {"1": {"schema": 1}}}, protocol=0), "not JSON", id="pickle-text"),
 ]
 
 
@@ -179,3 +184,44 @@ def test_a_folder_in_place_of_the_file_is_refused(tmp_path):
     (tmp_path / "jobs.json").mkdir()
     with pytest.raises(StoreError, match="not a regular file"):
         TinyDBStore(tmp_path / "jobs.json")
+
+
+def test_the_store_reads_only_json_and_imports_no_unpickler():
+    package = Path(__file__).resolve().parents[1] / "jobmanager_nb" / "store"
+    unpicklers = {"pickle", "cloudpickle", "marshal", "shelve", "dill"}
+    for module in package.glob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not {n.split(".")[0] for n in names} & unpicklers, f"{module.name} imports {names}"
+
+
+def test_a_write_is_synced_to_disk_before_the_rename_and_the_rename_after(tmp_path, monkeypatch):
+    """What the kill test cannot see: the data reaches the disk before the new name does (fsync of the
+    temporary file, then the atomic rename, then fsync of the folder that holds the name)."""
+    from jobmanager_nb.store import atomic
+
+    steps: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        steps.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        steps.append(("replace", f"{Path(src).name} -> {Path(dst).name}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    target = tmp_path / "jobs.json"
+    atomic.write_atomically(target, b"{}")
+    monkeypatch.undo()
+
+    assert [kind for kind, _ in steps] == ["fsync", "replace", "fsync"]
+    temp = Path(steps[0][1]).name
+    assert temp.startswith(".jobs.json.") and temp.endswith(".tmp")
+    assert steps[1][1] == f"{temp} -> jobs.json"
+    assert steps[2][1] == str(tmp_path)
+    assert target.read_bytes() == b"{}" and stat.S_IMODE(target.stat().st_mode) == 0o600

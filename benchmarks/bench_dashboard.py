@@ -8,7 +8,9 @@ is our work on the widget models, which is what keeps a kernel busy). Measured p
   shown; ``build_longest_flush``: the longest single update while the flusher builds the rest;
 - ``burst_flush``: every job fires at once (2,000 events: queued, started, finished, scheduled), applied
   in one update; ``refresh``: re-reading all 500 jobs when nothing changed;
-- ``pause_all``: 500 ``pause`` calls until every row shows its Resume button, and ``pause_longest_flush``.
+- ``pause_all``: 500 ``pause`` calls until every row shows its Resume button, and ``pause_longest_flush``;
+- ``click_to_row``: a Resume button clicked (``button.click()``, what a frontend's click triggers in the
+  kernel) until its row shows the Pause button instead, 20 clicks per run, one at a time.
 
 The peer is the obvious hand-written dashboard: one ``ipywidgets.HTML`` table re-rendered from
 ``manager.jobs`` on every event, measured on the same 2,000-event burst.
@@ -27,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -39,6 +42,7 @@ from jobmanager_nb.events import Event
 from jobmanager_nb.widgets import JobTable
 
 JOBS = 500
+CLICKS = 20  # Resume clicks per run, each timed until its row shows the Pause button
 OURS = f"jobmanager_nb JobTable, {JOBS} jobs"
 PEER = f"one HTML table re-rendered per event, {JOBS} jobs"
 
@@ -67,10 +71,10 @@ def fire_everything(manager: JobManager, clock: FakeClock) -> None:
     wait_until(lambda: all(info.runs == 1 for info in manager.jobs))
 
 
-def one_run_of_ours() -> dict[str, float]:
+def one_run_of_ours() -> dict[str, Any]:
     clock = FakeClock()
     manager = manager_with_jobs(clock)
-    figures: dict[str, float] = {}
+    figures: dict[str, Any] = {}
     try:
         started = time.perf_counter()
         table = JobTable(manager)
@@ -95,6 +99,13 @@ def one_run_of_ours() -> dict[str, float]:
         wait_until(lambda: all("resume" in table.row(n).buttons for n in table.names))
         figures["pause_all"] = time.perf_counter() - started
         figures["pause_longest_flush"] = table.max_flush_seconds
+
+        for name in table.names[:CLICKS]:  # one click at a time, as a person clicks
+            row = table.row(name)
+            started = time.perf_counter()
+            row.buttons["resume"].click()
+            wait_until(lambda row=row: "pause" in row.buttons)
+            figures.setdefault("click_to_row", []).append(time.perf_counter() - started)
         table.close()
     finally:
         manager.close(timeout=5)
@@ -138,17 +149,21 @@ def one_run_of_the_peer() -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=5, help="fresh manager and table per run (default: 5)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the peer (about 40 s a run)")
     args = parser.parse_args()
     ours: dict[str, list[float]] = {}
     peer: list[float] = []
     for _ in range(args.runs):
         for key, seconds in one_run_of_ours().items():
-            ours.setdefault(key, []).append(seconds * 1000)
-        peer.append(one_run_of_the_peer() * 1000)
+            samples = seconds if isinstance(seconds, list) else [seconds]
+            ours.setdefault(key, []).extend(x * 1000 for x in samples)
+        if not args.no_peer:
+            peer.append(one_run_of_the_peer() * 1000)
     rows: list[Result] = [
         result(key, OURS, "ms", samples=samples, spread="p95", runs=args.runs) for key, samples in ours.items()
     ]
-    rows.append(result("burst_flush", PEER, "ms", samples=peer, spread="p95", runs=args.runs))
+    if peer:
+        rows.append(result("burst_flush", PEER, "ms", samples=peer, spread="p95", runs=args.runs))
     for row in rows:
         print_line(row)
     print(file=sys.stderr)

@@ -18,6 +18,7 @@ import cloudpickle
 import psutil
 import pytest
 from executor_helpers import JOBS, WAIT, Recorder, is_gone, reference, script, wait_gone
+from polling import wait_until
 
 from jobmanager_nb.executors import Executor, OffloadedTask, ProcessExecutor, RunHandle
 
@@ -54,6 +55,17 @@ def test_simple_script_posts_done_and_finishes(executor: ProcessExecutor) -> Non
     assert events.kinds() == ["started", "message", "exited"]
     assert events.messages() == ["done"]
     assert handle.done
+
+
+def test_simple_script_worker_exits_by_itself_with_code_0(executor: ProcessExecutor) -> None:
+    """The run settles at "done"; the process must then end on its own (a worker still there after
+    the linger would be killed, which shows as a kill request and a negative code)."""
+    handle, events = start(executor, script("simple.py"))
+    assert events.outcome().status == "finished"
+    process = handle.process  # type: ignore[attr-defined]
+    wait_until(lambda: process.exited, WAIT)
+    assert (process.returncode, process.kill_requested) == (0, False)
+    assert wait_gone([process.pid], timeout=5) == []
 
 
 def test_message_script_answers_a_message_from_the_parent(executor: ProcessExecutor) -> None:

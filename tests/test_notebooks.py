@@ -94,7 +94,13 @@ def test_quickstart_shows_every_step_and_leaves_the_repo_clean(scratch_tmp: Path
     rerun = cell_with(nb, "%job rerun import-rows")
     assert text_of(rerun).splitlines()[1].startswith('"import-rows" finished in ')
     assert result_of(rerun) == "42"
-    assert "import-rows  inline · one-off" in text_of(cell_with(nb, "%job list"))
+    # run again, the finished one-off says so instead of running; a paused schedule shows as paused
+    again = text_of(cell_with(nb, "%%oneoff import-rows\nrows"))
+    assert again.startswith('one-off "import-rows" already executed (finished ') and again.count("\n") == 1
+    assert text_of(cell_with(nb, "%job pause refresh")).startswith('paused "refresh"')
+    table = text_of(cell_with(nb, "%job list"))
+    assert "import-rows  inline · one-off" in table
+    assert [line for line in table.splitlines() if line.startswith("refresh ") and " paused " in line]
     assert repo_files("notebooks") == before  # no store, cell script or flag file left in the repo
 
 

@@ -50,30 +50,53 @@ def test_finished_one_off_cannot_be_added_again(manager, store):
         manager.add_one_off_job(lambda: None, name="once", offloaded=False)
 
 
+class Held:
+    """An inline job that waits, while it runs, until the test lets it go; then returns or raises ``error``."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> None:
+        self.running.set()
+        self.release.wait(WAIT)
+        if self.error is not None:
+            raise self.error
+
+
 def test_one_off_success_goes_queued_started_finished(manager, store):
-    seen = []
-    release = threading.Event()
-    manager.add_one_off_job(lambda: release.wait(WAIT), name="ok", offloaded=False)
-    seen.append(store.get("ok").status)
-    release.set()
+    events = []
+    manager.subscribe(events.append)
+    job = Held()
+    manager.add_one_off_job(job, name="ok", offloaded=False)
+    assert job.running.wait(WAIT)
+    during = store.get("ok")
+    job.release.set()
     manager.wait("ok", timeout=WAIT)
     record = store.get("ok")
-    assert seen[0] in ("queued", "started")
-    assert record.status == "finished"
-    assert record.started_at is not None and record.finished_at is not None
+    assert statuses(events, "ok") == ["queued", "started", "finished"]
+    assert during.status == "started" and during.started_at is not None and during.finished_at is None
+    assert record.status == "finished" and record.started_at == during.started_at
     assert record.started_at <= record.finished_at
     assert record.attempts == 1
 
 
-def test_one_off_failure_goes_to_failed_and_waiting_raises(manager, store):
-    def broken():
-        raise RuntimeError("one-off failure")
-
-    manager.add_one_off_job(broken, name="broken", offloaded=False)
+def test_one_off_failure_goes_queued_started_failed_and_waiting_raises_its_error(manager, store):
+    events = []
+    manager.subscribe(events.append)
+    job = Held(RuntimeError("one-off failure"))
+    manager.add_one_off_job(job, name="broken", offloaded=False)
+    assert job.running.wait(WAIT)
+    during = store.get("broken")
+    job.release.set()
     with pytest.raises(JobFailedError, match="one-off failure"):
         manager.wait("broken", timeout=WAIT)
     record = store.get("broken")
+    assert statuses(events, "broken") == ["queued", "started", "failed"]
+    assert during.status == "started" and during.started_at is not None
     assert record.status == "failed" and "one-off failure" in record.error
+    assert record.started_at == during.started_at and record.started_at <= record.finished_at
 
 
 def test_failed_one_off_can_be_added_again_and_runs_again(manager, store):

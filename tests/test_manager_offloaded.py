@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import os
 import queue
 import signal
@@ -10,14 +12,17 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 from datetime import timedelta
 from pathlib import Path
 
+import cloudpickle
 import psutil
 import pytest
 from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobReferenceError, OneOffAlreadyExecutedError
+from jobmanager_nb.executors import Executor, RunHandle, RunOutcome, WorkerEvent
 from jobmanager_nb.store import TinyDBStore
 
 HERE = Path(__file__).resolve().parent
@@ -43,7 +48,10 @@ def test_job_without_at_runs_at_once_and_its_worker_exits_cleanly(manager):
 
 def test_function_by_reference_gets_data_and_returns_a_result(manager):
     manager.add_job(mjobs.add, data={"a": 2, "b": 3})
-    assert manager.wait("add", timeout=WAIT).result == 5
+    run = manager.wait("add", timeout=WAIT)
+    assert (run.name, run.kind, run.status, run.result) == ("add", "offloaded", "finished", 5)
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.started_at <= run.finished_at
 
 
 def test_script_sees_its_data_and_output_is_captured(manager, capfd):
@@ -123,6 +131,14 @@ def test_worker_messages_reach_the_handler_and_parent_messages_reach_the_worker(
         m.close(timeout=10)
 
 
+def test_done_posted_by_a_worker_reaches_the_message_handler():
+    messages = []
+    with JobManager(worker_message_handler=messages.append) as m:
+        m.add_job(str(JOBS / "simple.py"))
+        assert m.wait("simple", timeout=WAIT).status == "finished"
+        assert messages == [{"name": "simple", "message": "done"}]
+
+
 def test_crashing_worker_fails_the_run_with_the_exit_code(manager):
     manager.add_job(mjobs.crash)
     with pytest.raises(JobFailedError, match="exited with code 3"):
@@ -141,7 +157,7 @@ def test_timeout_cancels_then_kills_a_worker_that_ignores_cancel():
         m.close(timeout=10)
 
 
-def test_remove_job_cancels_a_graceful_worker(manager):
+def test_cancel_stops_a_graceful_worker():
     ready = threading.Event()
     m = JobManager(worker_message_handler=lambda msg: msg["message"] == "ready" and ready.set())
     try:
@@ -150,6 +166,25 @@ def test_remove_job_cancels_a_graceful_worker(manager):
         m.cancel("graceful")
         with pytest.raises(JobFailedError, match="cancel"):
             m.wait("graceful", timeout=WAIT)
+    finally:
+        m.close(timeout=10)
+
+
+def test_remove_job_cancels_a_running_graceful_worker():
+    ready = threading.Event()
+    events = []
+    m = JobManager(worker_message_handler=lambda msg: msg["message"] == "ready" and ready.set())
+    try:
+        m.subscribe(events.append)
+        m.add_job(mjobs.graceful)
+        assert ready.wait(WAIT)
+        m.remove_job("graceful")
+        failed = wait_until(lambda: [e for e in events if e.kind == "failed"], WAIT)
+        assert failed[0].data["cancelled"] is True and failed[0].data["error"] == "cancelled"
+        assert "removed" in [e.kind for e in events if e.name == "graceful"]
+        (run,) = m.runs("graceful")
+        assert run.status == "failed" and run.cancelled
+        assert m.jobs == []
     finally:
         m.close(timeout=10)
 
@@ -181,6 +216,37 @@ def test_each_run_gets_a_fresh_process(manager):
     assert len(pids) == 3
 
 
+def run_kinds(events, name):
+    return [e.kind for e in events if e.name == name and e.kind in ("queued", "started", "finished", "failed")]
+
+
+@pytest.mark.parametrize(
+    ("verdict", "outcome"),
+    [("done", "finished"), ("fail", "failed")],
+)
+def test_offloaded_one_off_goes_queued_started_then_finished_or_failed(tmp_path, verdict, outcome):
+    """Ghost's offloaded one-off cases: a worker that posts done on request, and one that throws."""
+    messages: queue.Queue = queue.Queue()
+    events = []
+    with JobManager(tmp_path / "jobs.json", worker_message_handler=messages.put) as m:
+        m.subscribe(events.append)
+        m.add_one_off_job(mjobs.wait_for_verdict, name="backup")
+        assert m.store.get("backup").status in ("queued", "started")  # recorded before the worker runs
+        assert messages.get(timeout=WAIT) == {"name": "backup", "message": "ready"}
+        during = m.store.get("backup")
+        m.post_message("backup", verdict)
+        if verdict == "fail":
+            with pytest.raises(JobFailedError, match="told to fail"):
+                m.wait("backup", timeout=WAIT)
+        else:
+            m.wait("backup", timeout=WAIT)
+        record = m.store.get("backup")
+    assert run_kinds(events, "backup") == ["queued", "started", outcome]
+    assert during.status == "started" and during.started_at is not None and during.finished_at is None
+    assert record.status == outcome and record.attempts == 1
+    assert record.started_at == during.started_at and record.started_at <= record.finished_at
+
+
 def test_offloaded_one_off_success_and_failure(tmp_path):
     with JobManager(tmp_path / "jobs.json") as m:
         m.add_one_off_job(str(JOBS / "simple.py"), name="backup")
@@ -196,6 +262,42 @@ def test_offloaded_one_off_success_and_failure(tmp_path):
         with pytest.raises(JobFailedError):
             m.wait("broken", timeout=WAIT)
         assert m.store.get("broken").attempts == 2
+
+
+def test_offloaded_job_that_fails_is_retried_and_then_succeeds():
+    events = []
+    m = JobManager(retry_backoff=0.01)
+    try:
+        m.subscribe(events.append)
+        m.add_job(mjobs.fail_first_attempt, retries=2)
+        run = m.wait("fail_first_attempt", timeout=WAIT)
+    finally:
+        m.close(timeout=10)
+    assert run.status == "finished" and run.attempt == 2 and run.result["attempt"] == 2
+    (failed,) = [e.data for e in events if e.kind == "failed"]
+    assert failed["retrying"] is True and "first attempt fails" in failed["error"]
+
+
+def test_a_late_retried_offloaded_run_knows_its_scheduled_time_and_attempt():
+    clock = FakeClock()
+    events = []
+    m = JobManager(clock=clock)
+    try:
+        m.subscribe(events.append)
+        due = clock.now() + timedelta(seconds=30)
+        m.add_job(mjobs.fail_first_attempt, at=due, retries=1)
+        clock.set(due + timedelta(seconds=2))  # the run starts late
+        (retry,) = wait_until(lambda: [e for e in events if e.kind == "failed"], WAIT)
+        clock.advance(retry.data["retry_in"])
+        run = m.wait("fail_first_attempt", timeout=WAIT)
+    finally:
+        m.close(timeout=10)
+    assert run.result == {
+        "name": "fail_first_attempt",
+        "run_id": run.run_id,
+        "attempt": 2,
+        "scheduled_for": due.isoformat(),  # the period it covers, not when it started
+    }
 
 
 def test_scheduled_offloaded_job_starts_while_the_caller_is_busy():
@@ -306,3 +408,79 @@ def test_wait_returns_only_after_subscribers_have_seen_the_run_end(manager):
     assert returned.wait(WAIT)
     thread.join(WAIT)
     assert ("finished", "add") in seen_at_return
+
+
+class ThreadRun(RunHandle):
+    def __init__(self) -> None:
+        self.ended = threading.Event()
+
+    def post_message(self, message) -> None:
+        pass
+
+    def cancel(self, grace=None) -> None:
+        pass
+
+    def kill(self) -> None:
+        pass
+
+    @property
+    def done(self) -> bool:
+        return self.ended.is_set()
+
+
+class ThreadExecutor(Executor):
+    """A second backend written against the Executor interface alone: each run on a thread of this process."""
+
+    def __init__(self) -> None:
+        self.tasks = []
+        self.threads = []
+        self.shutdowns = 0
+
+    def submit(self, task, listener):
+        handle = ThreadRun()
+        thread = threading.Thread(target=self._run, args=(task, listener, handle))
+        self.tasks.append(task)
+        self.threads.append(thread)
+        thread.start()
+        return handle
+
+    @staticmethod
+    def _run(task, listener, handle) -> None:
+        listener(WorkerEvent("started", task.run_id))
+        try:
+            if task.target_kind == "pickled":
+                func = cloudpickle.loads(task.target)
+            else:
+                module, _, qualname = task.target.partition(":")
+                func = getattr(importlib.import_module(module), qualname)
+            outcome = RunOutcome("finished", result=func(json.loads(task.data_json)))
+        except Exception:
+            outcome = RunOutcome("failed", error=traceback.format_exc())
+        listener(WorkerEvent("exited", task.run_id, outcome=outcome))
+        handle.ended.set()
+
+    def shutdown(self, timeout=None) -> None:
+        self.shutdowns += 1
+        for thread in self.threads:
+            thread.join(timeout)
+
+
+def test_a_second_executor_backend_runs_offloaded_jobs_through_the_manager():
+    executor = ThreadExecutor()
+    events = []
+    m = JobManager(executor=executor)
+    m.subscribe(events.append)
+    m.add_job(mjobs.add, data={"a": 2, "b": 3})
+    assert m.wait("add", timeout=WAIT).result == 5
+    m.add_job(lambda data: os.getpid(), name="where", data=None)
+    assert m.wait("where", timeout=WAIT).result == os.getpid()  # it ran here, on our thread backend
+    m.add_job(mjobs.fail)
+    with pytest.raises(JobFailedError, match="offloaded failure"):
+        m.wait("fail", timeout=WAIT)
+    assert [t.name for t in executor.tasks] == ["add", "where", "fail"]
+    assert [e.kind for e in events if e.name == "add"] == ["added", "queued", "started", "finished"]
+    (failed,) = [e for e in events if e.kind == "failed"]
+    assert failed.name == "fail" and "ValueError: offloaded failure" in failed.data["error"]
+    assert executor.shutdowns == 0
+    m.close(timeout=10)
+    assert executor.shutdowns == 1

@@ -41,9 +41,11 @@ def sleep_forever(data=None):
 
 
 def graceful(data=None):
+    """Answers "cancelled" when the parent cancels it; never cancelled, it succeeds (so a lost cancel shows)."""
     worker.post_message("ready")
-    worker.cancelled.wait(30)
-    worker.post_message("cancelled")
+    if worker.cancelled.wait(30):
+        worker.post_message("cancelled")
+    return "never cancelled"
 
 
 def ignore_cancel(data=None):
@@ -65,3 +67,22 @@ def chatty(data=None):
 
 def crash(data=None):
     os._exit(3)
+
+
+def wait_for_verdict(data=None):
+    """Posts "ready", then waits for the parent's verdict: "done" ends the run by posting done, "fail" raises."""
+    import queue
+
+    verdicts: queue.Queue = queue.Queue()
+    worker.on_message(verdicts.put)
+    worker.post_message("ready")
+    if verdicts.get(timeout=30) == "fail":
+        raise RuntimeError("told to fail")
+    worker.post_message("done")
+
+
+def fail_first_attempt(data=None):
+    """Fails on attempt 1; a retry returns what the run knows about itself."""
+    if worker.run.attempt == 1:
+        raise RuntimeError("first attempt fails")
+    return worker.run.as_dict()

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from datetime import timedelta
 
 import pytest
+from polling import wait_until
 
+import jobmanager_nb
 from jobmanager_nb import (
     DuplicateJobError,
     FakeClock,
     InvalidScheduleError,
+    JobConfigError,
     JobFailedError,
     JobManager,
+    JobNotFoundError,
     JobReferenceError,
+    OneOffAlreadyExecutedError,
     current_run,
 )
-from jobmanager_nb.errors import JobConfigError
 
 WAIT = 10.0
 
@@ -93,7 +98,9 @@ def test_inline_job_receives_its_data(manager):
     release.set()
     run = manager.wait("job", timeout=WAIT)
     assert seen == ["test data"]
-    assert run.status == "finished"
+    assert (run.name, run.kind, run.status) == ("job", "inline", "finished")
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.started_at <= run.finished_at
     manager.wait_all(timeout=WAIT)
     assert manager.job("job").status == "finished"
 
@@ -182,6 +189,54 @@ def test_a_retried_failure_is_logged_once_and_a_cancelled_run_not_at_all(caplog)
         with pytest.raises(JobFailedError, match="cancelled"):
             m.wait("forever", timeout=WAIT)
     assert len(failure_logs(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "builtin"),
+    [
+        ("InvalidScheduleError", ValueError),
+        ("DuplicateJobError", Exception),
+        ("JobNotFoundError", LookupError),
+        ("OneOffAlreadyExecutedError", Exception),
+        ("JobFailedError", Exception),
+        ("JobReferenceError", Exception),
+        ("JobConfigError", Exception),
+    ],
+)
+def test_every_error_is_importable_from_the_package_under_job_manager_error(name, builtin):
+    error = getattr(jobmanager_nb, name)
+    assert name in jobmanager_nb.__all__
+    assert issubclass(error, jobmanager_nb.JobManagerError) and issubclass(error, builtin)
+
+
+def test_error_messages_name_the_job_and_the_fix(manager):
+    def noop():
+        pass
+
+    def takes(data):
+        pass
+
+    manager.add_job(noop, name="tick", at="every 5 minutes", offloaded=False)
+    fix = 'A job named "tick" is already registered. Remove it first with remove_job("tick"), pass replace=True'
+    with pytest.raises(DuplicateJobError, match=re.escape(fix)):
+        manager.add_job(noop, name="tick", at="every 5 minutes", offloaded=False)
+    with pytest.raises(JobNotFoundError, match=re.escape('No job named "tock". Known jobs: tick.')):
+        manager.remove_job("tock")
+    with pytest.raises(InvalidScheduleError, match=re.escape('Invalid schedule format: "every 5 minuets"')):
+        manager.add_job(noop, name="typo", at="every 5 minuets", offloaded=False)
+    with pytest.raises(JobConfigError, match=r'Job "noop": timeout= .* Make it async, or offload it'):
+        manager.add_job(noop, offloaded=False, timeout=1)
+    with pytest.raises(JobReferenceError, match=r'Job "takes": data .* must be JSON.* Pass an id or a file path'):
+        manager.add_job(takes, data={"when": object()})
+    with pytest.raises(JobReferenceError, match=re.escape('pass one, e.g. add_job(..., name="refresh-prices")')):
+        manager.add_job(lambda: None, offloaded=False)
+    manager.add_one_off_job(noop, name="once", offloaded=False)
+    manager.wait("once", timeout=WAIT)
+    with pytest.raises(OneOffAlreadyExecutedError, match=re.escape('A "once" one off job has already been executed.')):
+        manager.add_one_off_job(noop, name="once", offloaded=False)
+    manager.add_job(lambda: 1 / 0, name="boom", offloaded=False)
+    with pytest.raises(JobFailedError, match=re.escape('Job "boom" failed: ZeroDivisionError: division by zero')):
+        manager.wait("boom", timeout=WAIT)
 
 
 def test_invalid_schedule_is_refused(manager):
@@ -315,23 +370,52 @@ def test_remove_job_unregisters_before_it_runs(fake_manager, clock):
     assert [j.name for j in fake_manager.jobs] == []
 
 
-def test_async_jobs_interleave_up_to_the_concurrency(manager):
+def test_remove_job_emits_removed(fake_manager):
+    events = []
+    fake_manager.subscribe(events.append)
+    fake_manager.add_job(lambda: None, name="later", at="every 5 minutes", offloaded=False)
+    fake_manager.remove_job("later")
+    assert [e.kind for e in events] == ["added", "scheduled", "removed"]
+
+
+def test_a_failing_run_emits_failed_with_its_error(manager):
+    events = []
+    manager.subscribe(events.append)
+
+    def boom():
+        raise ValueError("inline failure")
+
+    manager.add_job(boom, offloaded=False)
+    with pytest.raises(JobFailedError):
+        manager.wait("boom", timeout=WAIT)
+    assert [e.kind for e in events] == ["added", "queued", "started", "failed"]
+    failed = events[-1]
+    assert failed.name == "boom" and failed.data["cancelled"] is False
+    assert "Traceback" in failed.data["error"] and "ValueError: inline failure" in failed.data["error"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3, 5])
+def test_async_jobs_interleave_up_to_the_concurrency(concurrency):
     running = 0
     peak = 0
-    gate = asyncio.Event()
+    release = threading.Event()
 
     async def job(data):
         nonlocal running, peak
         running += 1
         peak = max(peak, running)
-        await asyncio.sleep(0.01)
+        while not release.is_set():
+            await asyncio.sleep(0.005)
         running -= 1
 
-    for i in range(10):
-        manager.add_job(job, name="a", data=i, offloaded=False)
-    manager.wait_all(timeout=WAIT)
-    assert peak == 3
-    del gate
+    with JobManager(inline_concurrency=concurrency) as m:
+        for i in range(10):
+            m.add_job(job, name="a", data=i, offloaded=False)
+        wait_until(lambda: peak == concurrency, WAIT)  # as many as allowed run side by side ...
+        release.set()
+        m.wait_all(timeout=WAIT)
+    assert peak == concurrency  # ... and never more
+    assert m.runs("a")[-1].status == "finished" and len(m.runs("a")) == 10
 
 
 def test_async_inline_timeout(manager):
@@ -395,6 +479,56 @@ def test_retries_with_backoff_then_success(manager):
         assert run.result == "ok" and run.attempt == 3
     finally:
         m.close(timeout=5)
+
+
+def test_retries_back_off_exponentially(fake_manager, clock):
+    """retry_backoff=1.0 (the default): attempt n+1 is due 1, 2, 4 s after attempt n failed."""
+    events = []
+    fake_manager.subscribe(events.append)
+    attempts = []
+
+    def always():
+        attempts.append(current_run().attempt)
+        raise RuntimeError("still broken")
+
+    def failures():
+        return [e.data for e in events if e.kind == "failed"]
+
+    fake_manager.add_job(always, offloaded=False, retries=3)
+    for n, delay in enumerate([1.0, 2.0, 4.0], start=1):
+        failed = wait_until(lambda n=n: len(failures()) >= n and failures()[n - 1], WAIT)
+        assert failed["retrying"] is True and failed["retry_in"] == delay
+        assert attempts == list(range(1, n + 1))  # the fake clock has not moved: no retry yet
+        clock.advance(delay)  # now it is due
+    with pytest.raises(JobFailedError, match="still broken"):
+        fake_manager.wait("always", timeout=WAIT)
+    assert attempts == [1, 2, 3, 4]
+    assert "retrying" not in failures()[-1] and len(failures()) == 4
+
+
+def test_wait_all_and_all_settled_return_normally_when_a_run_failed(manager):
+    def boom():
+        raise ValueError("nobody waits for this one")
+
+    manager.add_job(boom, offloaded=False)
+    assert manager.wait_all(timeout=WAIT) is None
+    release = threading.Event()
+
+    async def held():
+        while not release.is_set():
+            await asyncio.sleep(0.005)
+        raise ValueError("failed while all_settled waited")
+
+    manager.add_job(held, offloaded=False)
+
+    async def main():
+        settled = asyncio.ensure_future(manager.all_settled(timeout=WAIT))
+        await asyncio.sleep(0)
+        release.set()
+        return await settled
+
+    assert asyncio.run(main()) is None
+    assert [r.status for r in manager.runs()] == ["failed", "failed"]
 
 
 def test_wait_returns_last_run_when_nothing_is_running(manager):

@@ -211,10 +211,11 @@ def test_settings_given_before_loading_are_used(
     line(ip, "config", "JobManagerMagics.inline_concurrency = 1")
     line(ip, "config", "JobManagerMagics.kill_grace = 0.5")
     assert load(ip) == ""
-    assert opened == [("early/jobs.json", {"inline_concurrency": 1, "kill_grace": 0.5})]
+    settings = {"inline_concurrency": 1, "kill_grace": 0.5, "log_failures": False}  # failures: told after cells
+    assert opened == [("early/jobs.json", settings)]
     assert jobmanager_nb.get_manager().store.path == tmp_path / "early" / "jobs.json"
     line(ip, "config", "JobManagerMagics.kill_grace = 2.0")
-    assert opened[-1] == ("early/jobs.json", {"inline_concurrency": 1, "kill_grace": 2.0})
+    assert opened[-1] == ("early/jobs.json", {**settings, "kill_grace": 2.0})
 
 
 def test_an_empty_store_keeps_one_offs_in_memory(ip: InteractiveShell) -> None:

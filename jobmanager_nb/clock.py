@@ -8,7 +8,6 @@ wakes them at once instead of after a real sleep.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
@@ -110,8 +109,3 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self.now().isoformat()})"
-
-
-def monotonic() -> float:
-    """Seconds from an arbitrary origin that never jumps (for durations and timeouts)."""
-    return time.monotonic()

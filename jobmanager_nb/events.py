@@ -42,9 +42,11 @@ EventKind = Literal[
 class Event:
     """Something that happened to job ``name``.
 
-    ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``output`` →
-    ``{"stream", "text"}``; ``progress`` → ``{"fraction", "text"}``; ``failed`` → ``{"error"}``;
-    ``skipped`` → ``{"reason"}``; ``message`` → ``{"message"}``; ``scheduled`` → ``{"next_run"}``.
+    ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``started`` →
+    ``{"attempt"}``; ``output`` → ``{"stream", "text"}``; ``progress`` → ``{"fraction", "text"}``;
+    ``failed`` → ``{"error", "cancelled"}``, or ``{"error", "retrying": True, "retry_in"}`` when the
+    run will be retried in ``retry_in`` seconds; ``skipped`` → ``{"reason"}``; ``message`` →
+    ``{"message"}``; ``scheduled`` → ``{"next_run"}``; the others → ``{}``.
     """
 
     kind: EventKind

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["LoopThread", "on_loop_thread", "run_blocking", "running_loop"]
+__all__ = ["LoopThread", "run_blocking", "running_loop"]
 
 T = TypeVar("T")
 
@@ -60,11 +60,6 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)
-
-
-def on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    """True when called from the thread currently running ``loop``."""
-    return running_loop() is loop
 
 
 def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> T:

@@ -542,39 +542,32 @@ class JobManager:
                 if job.registered and not job.active and job.timer is None and not job.paused:
                     job.registered = False
                 self._history.append(run)
-                if self._bus.has_subscribers or error is not None:
+                if self._bus.has_subscribers:
                     data: dict[str, Any] = {"error": error, "cancelled": cancelled} if error is not None else {}
                     events.append(Event("failed" if error is not None else "finished", job.name, now, run.run_id, data))
                 fast = not run.definition.one_off and (error is None or self._error_handler is None)
                 if fast:
-                    callbacks, idle = self._settle(run)
+                    self._settle(run)
         if retry:
             self._publish(events)
             return
         if not fast:
-            callbacks, idle = self._settle_after_side_effects(run, error)
+            self._settle_after_side_effects(run, error)
         if error is not None and self._log_failures and not cancelled:
             log.error("jobmanager_nb: job %r failed (run %s):\n%s", job.name, run.run_id, error)
         self._publish(events)
-        if callbacks or idle:
-            self._bus.after_delivery(lambda: _release(run, callbacks, idle))
+        self._bus.after_delivery(lambda: self._release(run))
 
-    def _settle(self, run: RunState) -> tuple[list[Callable[[RunState], None]], list[Callable[[], None]]]:
-        """Mark ``run`` settled and collect who to tell. Called with the lock held."""
+    def _settle(self, run: RunState) -> None:
+        """Mark ``run`` ended; whoever waits for the next run of its job now waits for this one.
+        Called with the lock held."""
         run.settled = True
-        callbacks = run.callbacks or []
-        run.callbacks = None
         if self._next_waiters:
-            callbacks += self._next_waiters.pop(run.job.name, [])
-        self._active_count -= 1
-        idle: list[Callable[[], None]] = []
-        if self._active_count == 0 and self._idle_waiters:
-            idle, self._idle_waiters = self._idle_waiters, []
-        return callbacks, idle
+            waiting = self._next_waiters.pop(run.job.name, None)
+            if waiting:
+                run.callbacks = (run.callbacks or []) + waiting
 
-    def _settle_after_side_effects(
-        self, run: RunState, error: str | None
-    ) -> tuple[list[Callable[[RunState], None]], list[Callable[[], None]]]:
+    def _settle_after_side_effects(self, run: RunState, error: str | None) -> None:
         """Write the one-off record and tell the error handler, then settle: whoever waits for the run
         sees the store already updated."""
         if run.definition.one_off:
@@ -582,7 +575,22 @@ class JobManager:
         if error is not None and self._error_handler is not None:
             self._report_error(run)
         with self._lock:
-            return self._settle(run)
+            self._settle(run)
+
+    def _release(self, run: RunState) -> None:
+        """Tell whoever waits for ``run`` (and for the manager to go idle) that it has ended. Runs once
+        the run's last event has reached every subscriber (``EventBus.after_delivery``)."""
+        with self._lock:
+            run.released = True
+            callbacks, run.callbacks = run.callbacks or [], None
+            self._active_count -= 1
+            idle: list[Callable[[], None]] = []
+            if self._active_count == 0 and self._idle_waiters:
+                idle, self._idle_waiters = self._idle_waiters, []
+        for callback in callbacks:
+            callback(run)
+        for waiter in idle:
+            waiter()
 
     def _report_error(self, run: RunState) -> None:
         assert self._error_handler is not None
@@ -620,9 +628,7 @@ class JobManager:
     def remove_job(self, name: str) -> None:
         """Unregister ``name``: its schedule stops, queued runs are dropped, a running run is cancelled."""
         with self._lock:
-            job = self._jobs.get(name)
-            if job is None:
-                raise JobNotFoundError(f'No job named "{name}". Known jobs: {", ".join(sorted(self._jobs)) or "none"}.')
+            job = self._require(name)
             del self._jobs[name]
             if job.timer is not None:
                 job.timer.cancel()
@@ -665,18 +671,14 @@ class JobManager:
         now = self._clock.now()
         with self._lock:
             if job.active:
-                skip = Event("skipped", name, now, data={"reason": "run now: a run is still going"})
+                job.skipped += 1
                 run = None
             else:
-                skip = None
                 run = self._new_run(job, now, now)
                 if not job.recurring and job.timer is None:
                     job.registered = True
         if run is None:
-            assert skip is not None
-            with self._lock:
-                job.skipped += 1
-            self._publish([skip])
+            self._publish([Event("skipped", name, now, data={"reason": "run now: a run is still going"})])
             return None
         self._dispatch(run)
         return run.snapshot()
@@ -777,7 +779,7 @@ class JobManager:
     def has_executed_successfully(self, name: str) -> bool:
         """True when a one-off record for ``name`` exists and has not failed."""
         record = self._store.get(name)
-        return record is not None and record.status != "failed"
+        return record is not None and record.has_executed_successfully
 
     def describe(self, at: Any) -> str:
         """One line of English for a schedule."""
@@ -800,14 +802,17 @@ class JobManager:
             if last is None:
                 self._next_waiters.setdefault(name, []).append(callback)
                 return
+            if not last.released:  # ended, but its last events are still on their way to subscribers
+                last.callbacks = [*(last.callbacks or []), callback]
+                return
         callback(last)
 
     @staticmethod
     def _outcome(run: RunState) -> JobRun:
         snapshot = run.snapshot()
         if run.status == "failed":
-            first_line = (run.error or "failed").strip().splitlines()[-1] if run.error else "failed"
-            raise JobFailedError(f'Job "{run.job.name}" failed: {first_line}', snapshot) from run.exc
+            last_line = run.error.strip().splitlines()[-1] if run.error and run.error.strip() else "failed"
+            raise JobFailedError(f'Job "{run.job.name}" failed: {last_line}', snapshot) from run.exc
         return snapshot
 
     async def await_completion(self, name: str, timeout: float | None = None) -> JobRun:
@@ -832,7 +837,7 @@ class JobManager:
         record = self._store.get(name)
         if record is None:
             raise JobNotFoundError(f'No one-off job "{name}" is in the store. Add it with add_one_off_job first.')
-        if record.status in ("queued", "started"):
+        if record.is_active:
             with self._lock:
                 ours = name in self._jobs and bool(self._jobs[name].active)
             if ours:
@@ -852,7 +857,7 @@ class JobManager:
         async def poll() -> None:
             while True:
                 record = self._store.get(name)
-                if record is None or record.status not in ("queued", "started"):
+                if record is None or not record.is_active:
                     return
                 await asyncio.sleep(0.5)
 
@@ -976,11 +981,3 @@ class JobManager:
 
 def _not_completed(name: str, timeout: float | None) -> str:
     return f'Job "{name}" did not complete within {timeout} s.'
-
-
-def _release(run: RunState, callbacks: list[Callable[[RunState], None]], idle: list[Callable[[], None]]) -> None:
-    """Tell whoever waits for ``run`` (and for the manager to go idle) that it has settled."""
-    for callback in callbacks:
-        callback(run)
-    for waiter in idle:
-        waiter()

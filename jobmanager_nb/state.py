@@ -64,6 +64,7 @@ class RunState:
         "output",
         "output_size",
         "queued_at",
+        "released",
         "result",
         "run_id",
         "scheduled_for",
@@ -96,7 +97,8 @@ class RunState:
         self.task: asyncio.Future[Any] | None = None
         self.timeout_timer: TimerHandle | None = None
         self.callbacks: list[Callable[[RunState], None]] | None = None
-        self.settled = False
+        self.settled = False  # ended: no second finish
+        self.released = False  # its waiters were told, after its events reached the subscribers
 
     def snapshot(self) -> JobRun:
         return JobRun(

@@ -2,8 +2,8 @@
 
 The manager tells whoever waits by calling a callback from the thread that settled a run (or
 emptied the queue). These two functions turn such a registration into a wait: one that blocks this
-thread, and one that a coroutine awaits on its own loop. They are the only bridges between the
-manager's threads and the caller's.
+thread, and one that a coroutine awaits on its own loop. (Blocking on the home loop's own thread is
+:func:`jobmanager_nb.loops.run_blocking`'s job.)
 """
 
 from __future__ import annotations

@@ -720,3 +720,34 @@ def test_inline_run_due_during_a_busy_cell_runs_right_after_it(clock):
         return ran_during_cell
 
     assert asyncio.run(main()) == [False]
+
+
+def test_a_wait_that_starts_after_the_run_ended_still_waits_for_its_events(manager):
+    """The run has ended (its state says finished) while its finished event is still being delivered:
+    wait() and wait_all() called in that moment return only once the delivery is done."""
+    delivering, let_go = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def slow(event) -> None:
+        if event.kind == "finished":
+            delivering.set()
+            let_go.wait(WAIT)
+        seen.append(event.kind)
+
+    manager.subscribe(slow)
+    manager.add_job(lambda: None, name="x", offloaded=False)
+    assert delivering.wait(WAIT)
+    assert manager.job("x").last_run.status == "finished"  # ended, but not yet told
+    returned: list[list[str]] = []
+    waiters = [
+        threading.Thread(target=lambda: (manager.wait("x", WAIT), returned.append(list(seen)))),
+        threading.Thread(target=lambda: (manager.wait_all(WAIT), returned.append(list(seen)))),
+    ]
+    for thread in waiters:
+        thread.start()
+    waiters[0].join(0.2)
+    assert returned == []
+    let_go.set()
+    for thread in waiters:
+        thread.join(WAIT)
+    assert [r[-1] for r in returned] == ["finished", "finished"]

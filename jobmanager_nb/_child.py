@@ -31,11 +31,12 @@ import threading
 
 from jobmanager_nb import worker
 from jobmanager_nb._exits import exit_code_reason
-from jobmanager_nb._output import OutputBudget, OutputPump, drain_all, start_pump
+from jobmanager_nb._output import OutputBudget, OutputPump
 from jobmanager_nb._wire import Channel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (workers stay light)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, NoReturn
 
 __all__ = ["main"]
@@ -63,7 +64,8 @@ def _serve(conn_fd: int, out_fd: int, err_fd: int) -> int:
     faulthandler.enable()
     channel = Channel(conn_fd)
     budget = OutputBudget(1 << 20)
-    start_pump(OutputPump({"stdout": out_fd, "stderr": err_fd}, channel, budget))
+    pump = OutputPump({"stdout": out_fd, "stderr": err_fd}, channel, budget)
+    pump.start()
     # The threads are started now, while this worker may still be a spare, because starting a
     # thread costs about a millisecond (much more on a busy machine) that a run should not wait for.
     # The listener waits behind ``gate`` until the task has been read.
@@ -80,9 +82,9 @@ def _serve(conn_fd: int, out_fd: int, err_fd: int) -> int:
         raise RuntimeError(f"expected a task from the parent, got {frame!r:.200}")
     spec: dict[str, Any] = frame[1]
     budget.limit = spec.get("output_limit", budget.limit)
-    outcome = _run_task(channel, spec, gate)
+    outcome = _run_task(channel, spec, gate, pump.drain)
     _wind_down()
-    drain_all()
+    pump.drain()
     try:  # noqa: SIM105  (contextlib is one import more in every worker)
         channel.send(("end", outcome))
     except OSError:
@@ -100,12 +102,14 @@ def _setup_stdio() -> None:
     sys.stderr = sys.__stderr__ = err  # type: ignore[misc]
 
 
-def _run_task(channel: Channel, spec: dict[str, Any], gate: threading.Lock) -> dict[str, Any]:
+def _run_task(
+    channel: Channel, spec: dict[str, Any], gate: threading.Lock, drain: Callable[[], None]
+) -> dict[str, Any]:
     """Run the job; return the outcome dict that goes into the ``end`` frame."""
     name: str = spec["name"]
     try:
         job_data = _prepare(spec)
-        worker._install(channel, job_data, _run_info(spec), drain_all)
+        worker._install(channel, job_data, _run_info(spec), drain)
         gate.release()  # from now on the listener thread delivers the parent's messages
         channel.send(("started", os.getpid()))
         if spec["target_kind"] == "script":

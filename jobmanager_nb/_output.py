@@ -19,7 +19,7 @@ import threading
 from jobmanager_nb._wire import Channel
 from jobmanager_nb.worker import _flush_stdio as flush_python_streams
 
-__all__ = ["OutputBudget", "OutputPump", "drain_all", "start_pump"]
+__all__ = ["OutputBudget", "OutputPump"]
 
 _READ_SIZE = 1 << 16
 
@@ -60,7 +60,8 @@ class OutputPump:
         threading.Thread(target=self._run, name="jobmanager_nb-output", daemon=True).start()
 
     def drain(self) -> None:
-        """Forward everything written to the pipes so far."""
+        """Flush the job's Python-level buffers, then forward everything written to the pipes so far."""
+        flush_python_streams()
         with self._lock:
             for stream in list(self._open):
                 self._forward_available(stream)
@@ -96,18 +97,3 @@ class OutputPump:
                 except OSError:
                     return  # the parent is gone; the listener thread ends this process
 
-
-_pumps: list[OutputPump] = []
-
-
-def start_pump(pump: OutputPump) -> None:
-    """Start forwarding, and make :func:`drain_all` cover this pump."""
-    _pumps[:] = [pump]
-    pump.start()
-
-
-def drain_all() -> None:
-    """Flush the job's Python-level buffers, then forward everything already in the pipes."""
-    flush_python_streams()
-    for pump in _pumps:
-        pump.drain()

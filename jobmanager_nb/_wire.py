@@ -58,11 +58,6 @@ class FrameBuffer:
             del buffer[:start]
         return frames
 
-    @property
-    def pending(self) -> int:
-        """How many bytes of an incomplete frame are waiting for the rest."""
-        return len(self._buffer)
-
 
 class Channel:
     """The worker's end of its parent socket: ``recv`` blocks, ``send`` is safe from any thread."""

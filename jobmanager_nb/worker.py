@@ -50,8 +50,7 @@ _channel: Channel | None = None
 _before_report: Callable[[], None] | None = None  # forwards pending output first (set by the worker process)
 _handlers: list[Callable[[Any], None]] = []
 _backlog: list[Any] = []  # messages that arrived before the first callback was registered
-_handlers_lock = threading.Lock()
-_delivery_lock = threading.Lock()  # one message at a time, in order
+_delivery_lock = threading.RLock()  # one message at a time, in order; a handler may call on_message
 
 
 class RunInfo:
@@ -176,10 +175,9 @@ def on_message(callback: Callable[[Any], None]) -> Callable[[Any], None]:
     if not callable(callback):
         raise TypeError(f"worker.on_message() needs a callable, not {type(callback).__name__}")
     with _delivery_lock:
-        with _handlers_lock:
-            _handlers.append(callback)
-            backlog = list(_backlog)
-            _backlog.clear()
+        _handlers.append(callback)
+        backlog = list(_backlog)
+        _backlog.clear()
         for message in backlog:
             _call_handler(callback, message)
     return callback
@@ -199,11 +197,8 @@ def _pickle_message(message: Any) -> bytes:
 
 def _flush_output() -> None:
     """Forward everything the job wrote so far, so that it arrives before the next report."""
-    before_report = _before_report
-    if before_report is not None:
-        before_report()
-    else:
-        _flush_stdio()
+    assert _before_report is not None  # set together with _channel
+    _before_report()
 
 
 def _flush_stdio() -> None:
@@ -217,7 +212,7 @@ def _flush_stdio() -> None:
 
 
 def _install(
-    channel: Channel, job_data: Any, run_info: dict[str, Any], before_report: Callable[[], None] | None = None
+    channel: Channel, job_data: Any, run_info: dict[str, Any], before_report: Callable[[], None]
 ) -> None:
     """Called once by the worker process before the job starts (not part of the public API)."""
     global _channel, _before_report, data, run
@@ -232,11 +227,10 @@ def _deliver(message: Any) -> None:
     if isinstance(message, str) and message == "cancel":
         cancelled.set()
     with _delivery_lock:
-        with _handlers_lock:
-            if not _handlers:
-                _backlog.append(message)
-                return
-            handlers = list(_handlers)
+        if not _handlers:
+            _backlog.append(message)
+            return
+        handlers = list(_handlers)
         for handler in handlers:
             _call_handler(handler, message)
 

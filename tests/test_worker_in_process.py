@@ -105,3 +105,40 @@ def test_progress_events_carry_fraction_and_text(executor: ProcessExecutor) -> N
     executor.submit(reference("mixed_output"), events)
     events.outcome()
     assert [e.payload for e in events.events if e.kind == "progress"] == [(0.25, "a quarter"), (1.0, None)]
+
+
+def test_a_message_callback_may_register_another_callback(executor: ProcessExecutor, tmp_path: Path) -> None:
+    task = _script(
+        tmp_path,
+        """
+        from jobmanager_nb import worker
+        heard = []
+
+        def second(message):
+            heard.append(("second", message))
+
+        def first(message):
+            heard.append(("first", message))
+            if message == "add":
+                worker.on_message(second)  # from inside a delivery: must not deadlock the listener
+
+        worker.on_message(first)
+        worker.post_message("listening")
+        worker.cancelled.wait(30)
+        worker.post_message(heard)
+        """,
+    )
+    events = Recorder()
+    handle = executor.submit(task, events)
+    events.wait_message(lambda m: m == "listening")
+    handle.post_message("add")
+    handle.post_message("after")
+    handle.cancel(grace=10)
+    assert events.outcome().status == "finished"
+    assert events.messages()[-1] == [
+        ("first", "add"),
+        ("first", "after"),
+        ("second", "after"),
+        ("first", "cancel"),
+        ("second", "cancel"),
+    ]

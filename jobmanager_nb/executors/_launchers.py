@@ -53,15 +53,12 @@ class Notice:
 
     kind: Literal["started", "exited", "lost"]
     process: WorkerProcess
-    pid: int | None = None
     returncode: int | None = None
     reason: str | None = None
 
 
 class Launcher:
     """Starts worker processes for one executor."""
-
-    name: str = ""
 
     def launch(self, process: WorkerProcess) -> None:
         """Start the OS process of ``process`` (the pid may become known later)."""
@@ -82,8 +79,6 @@ class Launcher:
 
 class SpawnLauncher(Launcher):
     """Each worker is a fresh interpreter: slower to start (tens of ms), no helper process."""
-
-    name = "spawn"
 
     def launch(self, process: WorkerProcess) -> None:
         conn_fd, out_w, err_w, out_r, err_r = process.fds_for_child()
@@ -116,8 +111,6 @@ class SpawnLauncher(Launcher):
 class ForkServerLauncher(Launcher):
     """Workers are forked from a preloaded, single-threaded server: a few ms per worker."""
 
-    name = "forkserver"
-
     def __init__(self, preload: tuple[str, ...]) -> None:
         self._preload = preload
         self._server: subprocess.Popen[bytes] | None = None
@@ -127,7 +120,6 @@ class ForkServerLauncher(Launcher):
         self._by_pid: dict[int, WorkerProcess] = {}
         self._next_request = 0
         self._ready = False
-        self.server_pid: int | None = None
         self.failed_starts = 0  # servers in a row that died before saying "ready"
 
     def _start_server(self) -> socket.socket:
@@ -148,7 +140,6 @@ class ForkServerLauncher(Launcher):
             )
         finally:
             theirs.close()
-        self.server_pid = self._server.pid
         os.set_blocking(self._server.stderr.fileno(), False)  # type: ignore[union-attr]
         self._ctrl = ours
         self._frames = FrameBuffer()
@@ -191,11 +182,11 @@ class ForkServerLauncher(Launcher):
                 if process is not None:
                     process.pid = frame[2]
                     self._by_pid[frame[2]] = process
-                    notices.append(Notice("started", process, pid=frame[2]))
+                    notices.append(Notice("started", process))
             elif kind == "exited":
                 process = self._by_pid.pop(frame[1], None)
                 if process is not None:
-                    notices.append(Notice("exited", process, pid=frame[1], returncode=frame[2]))
+                    notices.append(Notice("exited", process, returncode=frame[2]))
             elif kind == "failed":
                 process = self._waiting.pop(frame[1], None)
                 if process is not None:
@@ -229,7 +220,6 @@ class ForkServerLauncher(Launcher):
             )
         notices = self._lose_all("the worker fork server died, so how this worker ended is unknown")
         self._server = None
-        self.server_pid = None
         return notices
 
     def _lose_all(self, reason: str) -> list[Notice]:

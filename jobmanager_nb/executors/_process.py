@@ -120,18 +120,17 @@ class WorkerProcess:
         """Decode output the worker forwarded (bounded like :meth:`read_output`)."""
         return self._bounded(stream, data)
 
-    def read_output(self, stream: Stream, max_bytes: int = 4 * _READ_SIZE) -> tuple[list[str], bool]:
+    def read_output(self, stream: Stream) -> list[str]:
         """Decoded text read from ``stream`` (up to about ``max_bytes``), and whether it reached EOF
         (then the caller closes it with :meth:`close_output`). Past the output limit the text is
         dropped, after one note saying so.
         """
         fd = self.outputs.get(stream)
         if fd is None:
-            return [], True
+            return []
         chunks: list[bytes] = []
-        total = 0
         eof = False
-        while total < max_bytes:
+        while True:
             try:
                 data = os.read(fd, _READ_SIZE)
             except (BlockingIOError, InterruptedError):
@@ -142,7 +141,6 @@ class WorkerProcess:
                 eof = True
                 break
             chunks.append(data)
-            total += len(data)
         texts: list[str] = []
         if chunks:
             texts = self._bounded(stream, b"".join(chunks))
@@ -150,7 +148,7 @@ class WorkerProcess:
             tail = self._decoders[stream].decode(b"", final=True)
             if tail and not self._truncated:
                 texts.append(tail)
-        return texts, eof
+        return texts
 
     def _bounded(self, stream: Stream, data: bytes) -> list[str]:
         if self._truncated:

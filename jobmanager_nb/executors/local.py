@@ -208,14 +208,10 @@ class ProcessExecutor(Executor):
         with self._lock:
             if self._closing:
                 raise RuntimeError("this ProcessExecutor has been shut down; create a new one")
-            process = None
-            if not self._queue and self._running < self.max_workers and self._idle:
-                process = self._idle.popleft()
-                self._assign(process, run)
-            else:
-                self._queue.append(run)
-        if process is not None:
-            self._flush(run)
+            self._queue.append(run)
+            to_flush = self._dispatch_locked()
+        for queued in to_flush:
+            self._flush(queued)
         self._wake()
         return run
 
@@ -308,8 +304,7 @@ class ProcessExecutor(Executor):
                         run.cancel_deadline = deadline
                         run.cancel_grace = grace
         if send:
-            run.outbox.append(encode(("message", pickle.dumps("cancel"))))
-            self._flush(run)
+            run.post_message("cancel")
         self._wake()
 
     def _kill(self, run: _Run) -> None:
@@ -367,19 +362,15 @@ class ProcessExecutor(Executor):
         now = time.monotonic()
         for process in list(self._processes):
             run = process.run
-            if (
-                run is not None
-                and not run.settled
-                and run.cancel_deadline is not None
-                and now >= run.cancel_deadline
-                and run.kill_reason is None
-            ):
+            cancel_deadline = _cancel_deadline(process)
+            if run is not None and cancel_deadline is not None and now >= cancel_deadline:
                 run.kill_reason = (
                     f'Worker for job "{run.name}" did not stop within {run.cancel_grace:g} s after cancel; killed'
                 )
                 run.cancel_timed_out = True
                 process.kill()
-            if process.deadline is not None and now >= process.deadline and not process.kill_requested:
+            deadline = _linger_deadline(process)
+            if deadline is not None and now >= deadline:
                 process.kill()
         self._launch_and_dispatch()
 
@@ -528,9 +519,8 @@ class ProcessExecutor(Executor):
     def _collect_leftover_output(self, process: WorkerProcess) -> None:
         """What a worker wrote but did not forward before it died (a crash report, for instance)."""
         for stream in _STREAMS:
-            texts, _ = process.read_output(stream, max_bytes=1 << 62)
+            texts = process.read_output(stream)
             self._emit_output(process, stream, texts)
-            self._close_output(process, stream)
 
     def _emit_output(self, process: WorkerProcess, stream: Stream, texts: list[str]) -> None:
         run = process.run
@@ -594,6 +584,7 @@ class ProcessExecutor(Executor):
         self._collect_leftover_output(process)
         retry = False
         if run is not None and not run.settled:
+            self._handed_over(run)
             with self._lock:
                 retry = (
                     not run.started
@@ -602,9 +593,6 @@ class ProcessExecutor(Executor):
                     and not run.cancel_sent
                     and not self._closing
                 )
-                if run.handing_over:
-                    run.handing_over = False
-                    self._handing_over -= 1
                 if retry:
                     run.retries_left -= 1
                     run.process = None
@@ -677,14 +665,8 @@ class ProcessExecutor(Executor):
     # --- bookkeeping -------------------------------------------------------------------------------
 
     def _next_timeout(self) -> float | None:
-        deadlines = [p.deadline for p in self._processes if p.deadline is not None and not p.kill_requested]
-        deadlines += [
-            p.run.cancel_deadline
-            for p in self._processes
-            if p.run is not None
-            and not p.run.settled
-            and p.run.cancel_deadline is not None
-            and p.run.kill_reason is None
+        deadlines = [
+            d for p in self._processes for d in (_linger_deadline(p), _cancel_deadline(p)) if d is not None
         ]
         if not deadlines:
             return None
@@ -698,18 +680,10 @@ class ProcessExecutor(Executor):
         with contextlib.suppress(KeyError, ValueError):
             self._selector.unregister(fileobj)
 
-    def _close_output(self, process: WorkerProcess, stream: Stream) -> None:
-        process.close_output(stream)
-
-    def _forget_descriptors(self, process: WorkerProcess) -> None:
+    def _forget(self, process: WorkerProcess) -> None:
         self._unregister(process.sock)
-        for stream in _STREAMS:
-            self._close_output(process, stream)
         if process.pidfd is not None:
             self._unregister(process.pidfd)
-
-    def _forget(self, process: WorkerProcess) -> None:
-        self._forget_descriptors(process)
         process.close()
         self._processes.discard(process)
 
@@ -740,6 +714,19 @@ class ProcessExecutor(Executor):
         for fd in fds:
             if fd is not None:
                 os.close(fd)
+
+
+def _cancel_deadline(process: WorkerProcess) -> float | None:
+    """When the process's run is to be killed for ignoring a cancel, if that is still pending."""
+    run: _Run | None = process.run
+    if run is None or run.settled or run.kill_reason is not None:
+        return None
+    return run.cancel_deadline
+
+
+def _linger_deadline(process: WorkerProcess) -> float | None:
+    """When the process is to be killed for lingering (or a stopped spare for not stopping)."""
+    return None if process.kill_requested else process.deadline
 
 
 def _cancelled_outcome() -> RunOutcome:

@@ -66,9 +66,6 @@ class RuleSpec:
     #: classic cron: a day matching day-of-month OR day-of-week is enough
     day_or: bool = False
 
-    def constrains(self, unit: str) -> bool:
-        return unit in self.values or unit in self.after or unit in self.before
-
     def allowed(self, unit: str) -> frozenset[int]:
         """The values of a time unit (s, m, h) that pass its set and bounds."""
         low, high = UNIT_RANGES[unit]
@@ -246,11 +243,6 @@ def _tick_start_check(tick: str) -> _DayCheck | None:
     return None
 
 
-def _month_filter(spec: RuleSpec, unit: str) -> frozenset[int] | None:
-    values = spec.values.get(unit)
-    return None if values is None else frozenset(values)
-
-
 class _Exception:
     """A later.js ``except`` clause compiled for exclusion: the days it covers and, on those days, the
     seconds it covers."""
@@ -259,8 +251,8 @@ class _Exception:
 
     def __init__(self, spec: RuleSpec) -> None:
         self.checks = _day_checks(spec)
-        self.months = _month_filter(spec, "M")
-        self.years = _month_filter(spec, "Y")
+        self.months = spec.values.get("M")
+        self.years = spec.values.get("Y")
         self.cover = int.from_bytes(spec.time_mask(tick_starts_only=False), "big")
 
     def days_in(self, month: _Month) -> int:
@@ -302,8 +294,8 @@ class WallRule:
         self._exceptions = [_Exception(e) for e in exceptions]
         self._masks: dict[tuple[int, ...], bytes] = {(): self.mask}
         self._month_cache: dict[tuple[int, int], tuple[bytes, tuple[bytes, ...] | None]] = {}
-        self._months = _month_filter(spec, "M")
-        self._years = _month_filter(spec, "Y")
+        self._months = spec.values.get("M")
+        self._years = spec.values.get("Y")
         self._year_list = None if self._years is None else sorted(self._years)
         #: fires in every hour the same way (e.g. every 5 minutes): follows real time across DST changes
         self.follows_real_time = (

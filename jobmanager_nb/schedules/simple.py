@@ -15,7 +15,7 @@ import math
 from datetime import datetime, timedelta, tzinfo
 
 from jobmanager_nb.schedules.base import Schedule, invalid, require_aware
-from jobmanager_nb.schedules.timezones import UTC, classify, from_utc, to_utc
+from jobmanager_nb.schedules.timezones import classify, from_utc, to_utc
 
 __all__ = ["DateSchedule", "ImmediateSchedule", "IntervalSchedule", "format_duration"]
 
@@ -53,9 +53,9 @@ class DateSchedule(Schedule):
     def __init__(self, when: datetime, tz: tzinfo) -> None:
         super().__init__(when, tz)
         if when.tzinfo is None or when.utcoffset() is None:
-            instant = classify(when.replace(fold=0), tz).first
-            if when.fold == 1:  # an explicit fold=1 asks for the second of two equal wall times
-                instant = classify(when.replace(fold=0), tz).second
+            resolution = classify(when.replace(fold=0), tz)
+            # an explicit fold=1 asks for the second of two equal wall times
+            instant = resolution.second if when.fold == 1 else resolution.first
             at = from_utc(instant, tz)
         else:
             at = when.astimezone(tz)
@@ -142,7 +142,7 @@ class IntervalSchedule(Schedule):
             instant = self._anchor_utc + timedelta(microseconds=count * self._step)
         except OverflowError:
             return None
-        return instant.replace(tzinfo=UTC).astimezone(self._tz)
+        return from_utc(instant, self._tz)
 
     def describe(self) -> str:
         return f"every {format_duration(self._interval.total_seconds())} (from when it was added)"

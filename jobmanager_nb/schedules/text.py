@@ -393,8 +393,6 @@ class _Parser:
             )
         if unit == "d":
             values = [_later_weekday_to_python(v) for v in values]
-        if unit == "s":
-            self.shows_seconds = True
         rule.add(unit, values)
 
     def parse_bound(self, rule: _Builder, kind: str, token: _Token) -> None:
@@ -569,9 +567,6 @@ class _Parser:
             )
         close = difflib.get_close_matches(token.text, _UNIT_WORDS, n=1, cutoff=0.6)
         hint = f' (did you mean "{close[0]}"?)' if close else ""
-        return self._raise_unit(token, hint)
-
-    def _raise_unit(self, token: _Token, hint: str) -> str:
         raise self.error(f'unknown unit "{token.text}" at position {token.position}{hint}')
 
 

@@ -172,7 +172,7 @@ def from_utc(instant: datetime, tz: tzinfo) -> datetime:
 
 def wall_of(instant: datetime, tz: tzinfo) -> tuple[datetime, int]:
     """The wall-clock reading (naive) of a naive UTC instant in ``tz``, and its ``fold``."""
-    local = instant.replace(tzinfo=UTC).astimezone(tz)
+    local = from_utc(instant, tz)
     return local.replace(tzinfo=None, fold=0), local.fold
 
 
@@ -183,10 +183,9 @@ class Resolution:
     first instant after the gap. ``second`` is the later instant of a repeated reading, else ``first``.
     """
 
-    __slots__ = ("first", "offset_after", "offset_before", "second", "wall")
+    __slots__ = ("first", "offset_after", "offset_before", "second")
 
     def __init__(self, wall: datetime, offset_before: timedelta, offset_after: timedelta) -> None:
-        self.wall = wall
         self.offset_before = offset_before  # the fold=0 offset
         self.offset_after = offset_after  # the fold=1 offset
         self.first = wall - offset_before
@@ -241,4 +240,4 @@ def transition(low: datetime, high: datetime, tz: tzinfo) -> datetime:
 
 
 def _offset_at(instant: datetime, tz: tzinfo) -> timedelta | None:
-    return instant.replace(tzinfo=UTC).astimezone(tz).utcoffset()
+    return from_utc(instant, tz).utcoffset()

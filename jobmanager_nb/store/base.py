@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from jobmanager_nb.clock import Clock, SystemClock
 from jobmanager_nb.errors import JobNotFoundError
+from jobmanager_nb.store.ownership import owner_state
 from jobmanager_nb.store.records import (
     OneOffRecord,
     Owner,
@@ -132,8 +133,6 @@ class StoreBase(ABC):
 
         Records owned by a process on another host are left alone: this process cannot see it.
         """
-        from jobmanager_nb.store.ownership import owner_state
-
         with self._exclusive():
             now = self._clock.now()
             orphans = [

@@ -9,8 +9,9 @@ Every change is a read-modify-write under an inter-process lock (``<file>.lock``
 in-process ``RLock``, and ends with one crash-safe replacement of the file (:mod:`.atomic`). The parsed
 file is cached: a file whose ``(st_ino, st_mtime_ns, st_size)`` and header revision (a random token
 renewed by each write) are unchanged is not parsed again, and each record's JSON text is kept, so a
-change re-encodes one record, not all of them. TinyDB's own JSONStorage is not used for writing: it
-rewrites the file in place (a kill mid-write truncates it) and does not lock.
+change re-encodes one record, not all of them. The file is read and written here, not through TinyDB:
+its JSONStorage rewrites the file in place (a kill mid-write truncates it) and does not lock. TinyDB can
+still read the file.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,6 @@ class TinyDBStore(StoreBase):
         self._parts: list[bytes] | None = None  # each record's JSON text, in file order (built lazily)
         self._slots: dict[str, int] = {}  # name -> index in self._parts
         self._next_id = 1
-        self._exists = False
         self._parses = 0
         self.reconciled: list[OneOffRecord] = []
         """What opening the store marked ``failed`` because the owning process was gone."""
@@ -89,7 +89,7 @@ class TinyDBStore(StoreBase):
         self._file_lock = _make_file_lock(self._path, lock_timeout)
         with self._exclusive():
             self._refresh()
-            if not self._exists:
+            if self._key is None:
                 self._save([], [])
             remove_stale_temp_files(self._path)
             if reconcile:
@@ -111,7 +111,7 @@ class TinyDBStore(StoreBase):
     # -- StoreBase hooks -------------------------------------------------------------------------------
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _exclusive(self) -> Iterator[None]:
         from filelock import Timeout
 
         with self._lock:
@@ -127,9 +127,6 @@ class TinyDBStore(StoreBase):
                 yield
             finally:
                 self._file_lock.release()
-
-    def _exclusive(self) -> AbstractContextManager[object]:
-        return self._locked()
 
     def _current(self) -> Mapping[str, OneOffRecord]:
         self._refresh()
@@ -178,7 +175,6 @@ class TinyDBStore(StoreBase):
         self._next_id = next_id
         self._key = (written.st_ino, written.st_mtime_ns, written.st_size)
         self._marker = _marker(revision)
-        self._exists = True
 
     def _encoded(self) -> tuple[list[bytes], dict[str, int]]:
         """Each record's JSON text (``"<id>":{...}``) in file order, and each name's slot in that list."""
@@ -194,7 +190,7 @@ class TinyDBStore(StoreBase):
         try:
             fd = os.open(self._path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            self._forget(exists=False)
+            self._forget()
             return
         except OSError as exc:
             raise StoreError(f"Could not read the one-off store {self._path}: {exc}") from exc
@@ -210,17 +206,16 @@ class TinyDBStore(StoreBase):
         finally:
             os.close(fd)
         if not data:  # a 0-byte file (e.g. `touch`ed): treat as a new store
-            self._forget(exists=False)
+            self._forget()
             return
         self._parse(data, key)
 
-    def _forget(self, *, exists: bool) -> None:
+    def _forget(self) -> None:
         self._key = None
         self._marker = b""
         self._records, self._ids = {}, {}
         self._parts, self._slots = None, {}
         self._next_id = 1
-        self._exists = exists
 
     def _parse(self, data: bytes, key: _FileKey) -> None:
         self._parses += 1
@@ -262,7 +257,6 @@ class TinyDBStore(StoreBase):
         self._next_id = max(ids.values(), default=0) + 1
         self._key = key
         self._marker = _marker(revision) if isinstance(revision, str) and revision else b"\0no revision"
-        self._exists = True
 
     def _decode(self, data: bytes) -> dict[str, Any]:
         try:

@@ -487,9 +487,7 @@ class JobManagerMagics(Magics):
             target = resolve_target(args.target, args.name, offloaded=offloaded)
         except (JobManagerError, TypeError) as exc:
             raise _usage(exc) from None
-        job: Any = args.target
-        if not offloaded and target.func is not None:
-            job = target.func  # the imported function: an async one can then be given a timeout
+        job = args.target
         if not offloaded and args.timeout is not None and not inspect.iscoroutinefunction(target.func):
             raise UsageError(
                 "--timeout cannot stop an inline script or a synchronous function: drop --inline to run it in a "

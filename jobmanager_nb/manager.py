@@ -236,7 +236,7 @@ class JobManager:
             raise JobConfigError(f'Job "{name}": retries must be a whole number >= 0, not {retries!r}.')
         schedule = None if at is None else parse_schedule(at, self._tz, now=self._clock.now())
         call_without_data = False
-        if target.type == "callable" and target.func is not None and takes_no_argument(target.func):
+        if target.func is not None and takes_no_argument(target.func):
             if data is not None:
                 raise JobConfigError(
                     f'Job "{name}": data was given but the function takes no argument. Add a parameter '

@@ -128,6 +128,36 @@ def test_inline_reference_runs_in_the_kernel_with_its_data(ip, manager, module) 
     assert (run.kind, run.result) == ("inline", 42)
 
 
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A package that re-exports a function defined in one of its modules."""
+    write_script(tmp_path, "magic_jobs_pk/__init__.py", "from magic_jobs_pk.impl import work\n")
+    write_script(tmp_path, "magic_jobs_pk/impl.py", "def work():\n    return 'worked'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("magic_jobs_pk", "magic_jobs_pk.impl"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    return "magic_jobs_pk"
+
+
+def test_an_inline_reexported_function_keeps_its_reference_and_the_same_line_replaces_it(
+    ip, manager, package
+) -> None:
+    out = line(ip, "job", f"{package}:work --inline --at 60")
+    assert out.startswith(f'added job "work" ({package}:work, inline): every minute')
+    assert line(ip, "job", f"{package}:work --inline --at 60").startswith('added job "work"')
+    assert [(j.name, j.target, j.kind) for j in manager.jobs] == [("work", f"{package}:work", "inline")]
+    line(ip, "job", f"{package}:work --inline --oneoff --name once")
+    assert manager.wait("once", WAIT).result == "worked"
+    meta = manager.store.get("once").meta
+    assert (meta["target_type"], meta["job"]) == ("reference", f"{package}:work")  # a later kernel can rerun it
+
+
+def test_inline_data_for_a_function_without_a_parameter_is_refused_up_front(ip, manager, package) -> None:
+    message = usage_error(ip, "job", f"""{package}:work --inline --data '{{"n": 1}}'""")
+    assert message.startswith('Job "work": data was given but the function takes no argument.')
+    assert manager.jobs == []
+
+
 def test_an_inline_script_runs_in_the_kernel_process(ip, manager, hello) -> None:
     out = line(ip, "job", """jobs/hello.py --inline --name here --data '{"n": 1}'""")
     assert out == 'started job "here" (jobs/hello.py, inline) now\n'

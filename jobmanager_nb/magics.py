@@ -399,14 +399,13 @@ class JobManagerMagics(Magics):
     # -- background failures -----------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        if event.kind == "failed" and not event.data.get("retrying"):
+        if event.kind == "failed" and not event.data.get("retrying") and not event.data.get("cancelled"):
             self._failures.append(event)
 
     def after_cell(self, result: Any = None) -> None:
         """``post_run_cell`` hook: one line per job that failed in the background since the last cell."""
         if not self.notify_failures or not self._failures:
             return
-        manager = session.current_manager()
         failed: dict[str, list[Event]] = {}
         while self._failures:
             event = self._failures.popleft()
@@ -414,12 +413,6 @@ class JobManagerMagics(Magics):
                 continue
             failed.setdefault(event.name, []).append(event)
         for name, events in failed.items():
-            cancelled = set()
-            if manager is not None:
-                cancelled = {r.run_id for r in manager.runs(name, limit=50) if r.cancelled}
-            events = [e for e in events if e.run_id not in cancelled]
-            if not events:
-                continue
             last = events[-1]
             times = f" {len(events)} times" if len(events) > 1 else ""
             print(

@@ -457,6 +457,29 @@ def test_a_background_failure_is_told_once_after_the_next_cell(ip, manager, capl
     assert cap.stdout == ""
 
 
+def test_a_cancelled_run_is_not_told_as_a_failure_but_a_real_failure_still_is(ip, manager, sleeper, tmp_path) -> None:
+    pidfile = tmp_path / "pid"
+    line(ip, "job", f"""jobs/sleeper.py --data '{{"pidfile": "{pidfile}"}}'""")
+    wait_until(lambda: pidfile.exists() and pidfile.read_text())
+    cell(ip, "oneoff", "nap", "import asyncio\nawait asyncio.sleep(60)\n")
+    wait_until(lambda: manager.job("nap").status == "started")
+    for name in ("sleeper", "nap"):
+        line(ip, "job", f"cancel {name}")
+        with pytest.raises(JobFailedError) as failed:
+            manager.wait(name, WAIT)
+        assert failed.value.run.cancelled
+    with capture_output() as cap:
+        ip.run_cell("x = 1")
+    assert cap.stdout == ""
+    cell(ip, "oneoff", "broken", "raise OSError('disk full')\n")
+    with pytest.raises(JobFailedError):
+        manager.wait("broken", WAIT)
+    with capture_output() as cap:
+        ip.run_cell("x = 2")
+    assert cap.stdout.startswith("jobmanager_nb: job 'broken' failed at ")
+    assert cap.stdout.count("\n") == 1
+
+
 def test_failures_already_reported_by_wait_or_switched_off_are_not_told(ip, manager) -> None:
     cell(ip, "oneoff", "a", "raise OSError('a')\n")
     line(ip, "job", "wait a --timeout 20")

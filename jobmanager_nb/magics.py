@@ -26,7 +26,7 @@ import re
 import shlex
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -80,6 +80,16 @@ def _usage(exc: BaseException) -> UsageError:
     return UsageError(" ".join(str(exc).split()))
 
 
+@contextlib.contextmanager
+def _usage_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn a core error (or one of the ``also`` kinds) raised in the block into a one-line ``UsageError``."""
+    kinds: tuple[type[Exception], ...] = (JobManagerError, *also)
+    try:
+        yield
+    except kinds as exc:
+        raise _usage(exc) from None
+
+
 def _split(line: str) -> list[str]:
     """Shell-like words; quotes group words and are removed (``--data '{"a": 1}'``)."""
     try:
@@ -125,10 +135,8 @@ def _at_value(text: str) -> Any:
 
 
 def _check_future(at: Any, spec: str) -> None:
-    try:
+    with _usage_errors(ValueError, TypeError):
         upcoming = next_fire_times(at, 1)
-    except (JobManagerError, ValueError, TypeError) as exc:
-        raise _usage(exc) from None
     if not upcoming:
         raise UsageError(
             f'--at "{spec}" has passed, so the job would never run: give a moment in the future, or drop --at to '
@@ -476,10 +484,8 @@ class JobManagerMagics(Magics):
         if args.oneoff and args.at is not None:
             raise UsageError("A one-off job runs once, now: drop --at, or drop --oneoff for a scheduled job.")
         manager = self.manager()
-        try:
+        with _usage_errors(TypeError):
             target = resolve_target(args.target, args.name, offloaded=offloaded)
-        except (JobManagerError, TypeError) as exc:
-            raise _usage(exc) from None
         job = args.target
         if not offloaded and args.timeout is not None and not inspect.iscoroutinefunction(target.func):
             raise UsageError(
@@ -497,7 +503,7 @@ class JobManagerMagics(Magics):
         if at is not None:
             _check_future(at, args.at)
         options = {"name": name, "at": at, "data": data, "offloaded": offloaded, "timeout": args.timeout}
-        try:
+        with _usage_errors():
             try:
                 manager.add_job(job, replace=args.replace, **options)
             except DuplicateJobError:
@@ -509,8 +515,6 @@ class JobManagerMagics(Magics):
                         f"it first with %job remove {name}, choose another name with --name, or pass --replace."
                     ) from None
                 manager.add_job(job, replace=True, **options)  # the same job again: re-running the cell
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(_added_line(manager.job(name)))
 
     def _list(self, argv: list[str]) -> None:
@@ -526,18 +530,14 @@ class JobManagerMagics(Magics):
 
     def _remove(self, argv: list[str]) -> None:
         name = self._name_only("remove", argv)
-        try:
+        with _usage_errors():
             self.manager().remove_job(name)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(f'removed job "{name}"')
 
     def _run(self, argv: list[str]) -> None:
         name = self._name_only("run", argv)
-        try:
+        with _usage_errors():
             run = self.manager().run_now(name)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         if run is None:
             print(f'"{name}" is still running, so no new run was started (wait for it with %job wait {name})')
         else:
@@ -546,11 +546,9 @@ class JobManagerMagics(Magics):
     def _cancel(self, argv: list[str]) -> None:
         name = self._name_only("cancel", argv)
         manager = self.manager()
-        try:
+        with _usage_errors():
             cancelled = manager.cancel(name)
             recurring = manager.job(name).recurring
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         if cancelled:
             print(f'cancelled the current run of "{name}"' + (" (its schedule goes on)" if recurring else ""))
         else:
@@ -558,20 +556,16 @@ class JobManagerMagics(Magics):
 
     def _pause(self, argv: list[str]) -> None:
         name = self._name_only("pause", argv)
-        try:
+        with _usage_errors():
             self.manager().pause(name)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(f'paused "{name}" (a run in progress goes on); resume with %job resume {name}')
 
     def _resume(self, argv: list[str]) -> None:
         name = self._name_only("resume", argv)
         manager = self.manager()
-        try:
+        with _usage_errors():
             manager.resume(name)
             info = manager.job(name)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(f'resumed "{name}"; next run {_when(info.next_run)}')
 
     def _rerun(self, argv: list[str]) -> None:
@@ -583,13 +577,11 @@ class JobManagerMagics(Magics):
             info = None
         if info is not None and not info.one_off:
             raise UsageError(f'"{name}" is not a one-off job; start a run now with %job run {name}.')
-        try:
+        with _usage_errors():
             if info is not None:
                 manager.rerun(name)
             else:
                 self._rerun_from_recipe(manager, name)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(f'rerunning one-off "{name}"; see it with %job wait {name} or %job log {name}')
 
     def _rerun_from_recipe(self, manager: JobManager, name: str) -> None:
@@ -642,9 +634,7 @@ class JobManagerMagics(Magics):
             run = manager.wait(args.name, args.timeout)
         except JobFailedError as exc:
             run = exc.run
-        except TimeoutError as exc:
-            raise _usage(exc) from None
-        except JobManagerError as exc:
+        except (TimeoutError, JobManagerError) as exc:
             raise _usage(exc) from None
         self._reported.append(run.run_id)
         print(_outcome_line(run, info))
@@ -658,11 +648,9 @@ class JobManagerMagics(Magics):
             raise UsageError("-n must be at least 1.")
         spec = " ".join(args.spec)
         at = _at_value(spec)
-        try:
+        with _usage_errors(ValueError, TypeError):
             description = describe_schedule(at)
             times = next_fire_times(at, args.n)
-        except (JobManagerError, ValueError, TypeError) as exc:
-            raise _usage(exc) from None
         now = datetime.now().astimezone()
         lines = [description]
         for moment in times:
@@ -697,10 +685,8 @@ class JobManagerMagics(Magics):
         _check_future(at, args.at)
         manager = self.manager()
         job = self._cell_job(args.name, cell, args.offloaded)
-        try:
+        with _usage_errors():
             manager.add_job(job, name=args.name, at=at, offloaded=args.offloaded, replace=True)
-        except JobManagerError as exc:
-            raise _usage(exc) from None
         print(_added_line(manager.job(args.name)))
 
     @no_var_expand

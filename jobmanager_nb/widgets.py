@@ -185,10 +185,8 @@ def _outcome(run: JobRun) -> str:
     return run.status
 
 
-def _last_run_parts(run: JobRun | None, now: datetime) -> tuple[str, str, str] | None:
-    """(start, duration, outcome) of a finished run, or None."""
-    if run is None:
-        return None
+def _last_run_parts(run: JobRun, now: datetime) -> tuple[str, str, str]:
+    """(start, duration, outcome) of a finished run."""
     start = _clock_time(run.started_at, now) if run.started_at is not None else "not started"
     took = duration(run.duration) if run.duration is not None else "–"
     return start, took, _outcome(run)
@@ -228,11 +226,20 @@ def actions_for(info: JobInfo) -> tuple[str, ...]:
     return tuple(action for action in ACTIONS if applies[action])
 
 
-def _progress_text(info: JobInfo) -> str:
+def _progress(info: JobInfo) -> tuple[float, str, str | None] | None:
+    """The progress a running job reported: (fraction clamped to 0..1, ``"42%"``, label), or None."""
     if info.progress is None or info.current_run is None:
-        return ""
+        return None
     fraction, label = info.progress
-    percent = f"{max(0.0, min(1.0, fraction)) * 100:.0f}%"
+    fraction = max(0.0, min(1.0, fraction))
+    return fraction, f"{fraction * 100:.0f}%", label
+
+
+def _progress_text(info: JobInfo) -> str:
+    progress = _progress(info)
+    if progress is None:
+        return ""
+    _fraction, percent, label = progress
     return f"{percent} {_one_line(label)}" if label else percent
 
 
@@ -245,7 +252,7 @@ def render_text(manager: JobManager) -> str:
     header = ("NAME", "KIND", "SCHEDULE", "STATUS", "LAST RUN", "NEXT RUN", "RUNS")
     rows: list[tuple[str, ...]] = []
     for info in infos:
-        parts = _last_run_parts(info.last_run, now)
+        last = " · ".join(_last_run_parts(info.last_run, now)) if info.last_run is not None else "–"
         status: str = info.status
         progress = _progress_text(info)
         if progress:
@@ -256,7 +263,7 @@ def render_text(manager: JobManager) -> str:
                 _kind_text(info),
                 _clip(_one_line(info.schedule_description), _MAX_TEXT_CELL),
                 _clip(status, 30),
-                " · ".join(parts) if parts else "–",
+                last,
                 _next_text(info, now),
                 _runs_text(info),
             )
@@ -323,7 +330,7 @@ class JobRow:
         self.slug = css_slug(info.name)
         self._table = table
         self._shared = shared
-        self._info: JobInfo | None = None
+        self._info = info
         self._buttons: dict[str, Any] = {}
         self._expanded = False
         self._detail: Any = None
@@ -348,7 +355,7 @@ class JobRow:
     # -- public, read-only view
 
     @property
-    def info(self) -> JobInfo | None:
+    def info(self) -> JobInfo:
         """The job snapshot the row shows now."""
         return self._info
 
@@ -356,7 +363,7 @@ class JobRow:
     def status(self) -> str:
         """The status text shown: ``queued``, ``started``, ``finished``, ``failed``, ``scheduled``,
         ``paused`` or ``idle``."""
-        return self._info.status if self._info is not None else ""
+        return self._info.status
 
     @property
     def buttons(self) -> dict[str, Any]:
@@ -391,7 +398,7 @@ class JobRow:
     # -- updates (called by the table with its lock held)
 
     def _actions(self) -> tuple[str, ...]:
-        return actions_for(self._info) if self._info is not None else ()
+        return actions_for(self._info)
 
     def _button(self, action: str) -> Any:
         button = self._buttons.get(action)
@@ -423,16 +430,15 @@ class JobRow:
             _set(self._detail, value=_detail_html(info, now))
 
     def _tick(self, now: datetime) -> None:
-        if self._info is not None:
-            _set(self.timing, value=_timing_html(self._info, now))
+        _set(self.timing, value=_timing_html(self._info, now))
 
     def _set_expanded(self, expanded: bool, info: JobInfo | None, now: datetime) -> None:
-        info = info or self._info
+        shown = info or self._info
         self._expanded = expanded
         if expanded and self._detail is None:
             self._detail = self._shared.html(self._shared.detail_layout, "jm-detail")
-        if expanded and info is not None:
-            _set(self._detail, value=_detail_html(info, now))
+        if expanded:
+            _set(self._detail, value=_detail_html(shown, now))
         children: tuple[Any, ...] = (self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
         _set(self.widget, children=(*children, self._detail) if expanded else children)
         _set(self.toggle, description="▾" if expanded else "▸", tooltip="Hide" if expanded else "Show the run's output")
@@ -467,10 +473,9 @@ def _ident_html(info: JobInfo) -> str:
 
 def _status_html(info: JobInfo) -> str:
     text = f'<span class="jm-s jm-s-{_esc(info.status)}">{_esc(info.status)}</span>'
-    if info.progress is not None and info.current_run is not None:
-        fraction, label = info.progress
-        fraction = max(0.0, min(1.0, fraction))
-        percent = f"{fraction * 100:.0f}%"
+    progress = _progress(info)
+    if progress is not None:
+        fraction, percent, label = progress
         tip = f"{percent} {label}" if label else percent
         text += (
             f'<div class="jm-bar jm-progress" data-label="{_esc(percent)}" title="{_esc(tip)}">'
@@ -480,13 +485,12 @@ def _status_html(info: JobInfo) -> str:
 
 
 def _timing_html(info: JobInfo, now: datetime) -> str:
-    parts = _last_run_parts(info.last_run, now)
-    if parts is None:
+    run = info.last_run
+    if run is None:
         last = '<span class="jm-muted">never</span>'
     else:
-        start, took, outcome = parts
-        status = info.last_run.status if info.last_run is not None else ""
-        last = f'{_esc(start)} · {_esc(took)} · <span class="jm-o-{_esc(status)}">{_esc(outcome)}</span>'
+        start, took, outcome = _last_run_parts(run, now)
+        last = f'{_esc(start)} · {_esc(took)} · <span class="jm-o-{_esc(run.status)}">{_esc(outcome)}</span>'
     next_title = _esc(_clock_time(info.next_run, now)) if info.next_run is not None else ""
     runs_title = f"{info.runs} runs, {info.failures} failed, {info.skipped} skipped"
     return (
@@ -691,9 +695,7 @@ class JobTable:
         """Called by the manager from any thread: only marks the row dirty and wakes the flusher."""
         if event.kind == "output" and event.name not in self._expanded_names:  # a set lookup: atomic
             return  # output is only shown in an expanded row (expanding re-reads the job)
-        with self._pending_lock:
-            self._dirty.add(event.name)
-        self._wake.set()
+        self._mark(event.name)
 
     def _mark(self, name: str) -> None:
         with self._pending_lock:
@@ -761,7 +763,7 @@ class JobTable:
         countdowns = False
         for row in self._rows.values():
             shown = row.info
-            if shown is not None and shown.next_run is not None and not shown.paused:
+            if shown.next_run is not None and not shown.paused:
                 countdowns = True
                 if shown.name not in names:
                     row._tick(now)
@@ -826,12 +828,10 @@ class JobTable:
         yield from self._shared.widgets
 
 
-def _summary_html(infos: Iterable[JobInfo | None]) -> str:
+def _summary_html(infos: Iterable[JobInfo]) -> str:
     counts: dict[str, int] = {}
     total = 0
     for info in infos:
-        if info is None:
-            continue
         total += 1
         counts[info.status] = counts.get(info.status, 0) + 1
     if total == 0:

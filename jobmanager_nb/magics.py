@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import CodeType
 from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
@@ -270,16 +271,22 @@ def _has_widget_frontend(shell: InteractiveShell) -> bool:
 # ---------------------------------------------------------------------------------------------- cell jobs
 
 
+def _compile_cell(name: str, body: str, flags: int = 0) -> CodeType:
+    """``body`` compiled as the cell of job ``name`` (file name ``<job NAME>``); a syntax error is a ``UsageError``."""
+    try:
+        code: CodeType = compile(body, f"<job {name}>", "exec", flags=flags)
+    except SyntaxError as exc:
+        raise UsageError(f"The cell of job {name!r} is not valid Python: {exc.msg} (line {exc.lineno}).") from None
+    return code
+
+
 def _cell_function(shell: InteractiveShell, name: str, body: str) -> Callable[..., Any]:
     """An inline job that runs ``body`` in the notebook's namespace (top-level ``await`` allowed).
 
     The source is registered with :mod:`linecache`, so tracebacks in ``%job log`` show the failing line.
     """
-    filename = f"<job {name}>"
-    try:
-        code = compile(body, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-    except SyntaxError as exc:
-        raise UsageError(f"The cell of job {name!r} is not valid Python: {exc.msg} (line {exc.lineno}).") from None
+    code = _compile_cell(name, body, flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    filename = code.co_filename
     linecache.cache[filename] = (len(body), None, body.splitlines(keepends=True), filename)
     is_async = bool(code.co_flags & inspect.CO_COROUTINE)
 
@@ -777,10 +784,7 @@ class JobManagerMagics(Magics):
             raise UsageError('The job needs a name, e.g. %%job refresh --at "every 5 minutes".')
         if not offloaded:
             return _cell_function(self._shell(), name, body)
-        try:
-            compile(body, f"<job {name}>", "exec")
-        except SyntaxError as exc:
-            raise UsageError(f"The cell of job {name!r} is not valid Python: {exc.msg} (line {exc.lineno}).") from None
+        _compile_cell(name, body)  # only checked here: the worker compiles the saved script
         path = self._cell_path(name)
         _write_atomically(path, body)
         return str(path)
@@ -797,14 +801,10 @@ def _is_reference(word: str) -> bool:
     return ":" in word and not word.endswith(".py")
 
 
-def _registered(info: JobInfo) -> bool:
-    return info.paused or info.next_run is not None or info.current_run is not None
-
-
 def _registered_names() -> list[str]:
     """The jobs the session manager would still run (none when no manager is open)."""
     current = session.current_manager()
-    return sorted(info.name for info in current.jobs if _registered(info)) if current is not None else []
+    return sorted(info.name for info in current.jobs if info.registered) if current is not None else []
 
 
 def _added_line(info: JobInfo) -> str:

@@ -6,7 +6,8 @@ Loading the extension opens the kernel's one :class:`~jobmanager_nb.manager.JobM
 and a ``post_run_cell`` hook, and says in one line which one-off jobs an earlier kernel left interrupted.
 ``%unload_ext`` undoes all of it (manager closed, workers ended, magics, hook and configurable removed), so
 ``%reload_ext`` leaves exactly one scheduler. Settings are traitlets on :class:`JobManagerMagics`
-(``%config JobManagerMagics.store = "path"``); changing one reopens the manager.
+(``%config JobManagerMagics.store = "path"``); changing ``store``, ``inline_concurrency`` or ``kill_grace``
+after loading reopens the manager.
 
 Each magic parses its line, makes one call to the manager and prints the outcome. A user mistake (an
 unknown job, a bad schedule, a missing file, data that is not JSON, ...) raises ``UsageError``, which
@@ -307,8 +308,9 @@ def _cell_function(shell: InteractiveShell, name: str, body: str) -> Callable[..
 class JobManagerMagics(Magics):
     """The ``%job``, ``%%job``, ``%%oneoff`` and ``%jobs`` magics, and the extension's settings.
 
-    Settings (``%config JobManagerMagics.<name> = value``; changing one reopens the manager, which removes
-    the jobs registered so far):
+    Settings (``%config JobManagerMagics.<name> = value``). Set before ``%load_ext``, they are used when the
+    manager opens; changed afterwards, ``store``, ``inline_concurrency`` and ``kill_grace`` reopen the manager,
+    which removes the jobs registered so far (and says which):
 
     - ``store``: the one-off records file (default ``.jobmanager/jobs.json``, relative to the kernel's
       working folder); ``""`` keeps them in memory only.

@@ -140,7 +140,8 @@ def css_slug(name: str) -> str:
 
 
 def countdown(seconds: float) -> str:
-    """``"in 4 s"``, ``"in 3 min"``, ``"in 2 h 5 min"``, ``"in 3 d 4 h"``; ``"due now"`` at or past zero."""
+    """``"in 4 s"``, ``"in 3 min"``, ``"in 2 h 5 min"``, ``"in 3 d 4 h"``; ``"due now"`` when half a second
+    or less is left (or the moment has passed)."""
     if seconds <= 0.5:
         return "due now"
     if seconds < 60:

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import CodeType
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
@@ -49,12 +49,15 @@ from jobmanager_nb.errors import (
     OneOffAlreadyExecutedError,
 )
 from jobmanager_nb.events import Event
-from jobmanager_nb.jobs import resolve_target
+from jobmanager_nb.jobs import _looks_like_path, resolve_target
 from jobmanager_nb.manager import JobManager
 from jobmanager_nb.model import JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, next_fire_times
 from jobmanager_nb.store import OneOffRecord
 from jobmanager_nb.store.atomic import write_atomically
+
+if TYPE_CHECKING:
+    from jobmanager_nb.widgets import JobTable  # imported on first use (it imports ipywidgets)
 
 __all__ = ["JobManagerMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -334,7 +337,7 @@ class JobManagerMagics(Magics):
         self._unsubscribe: Callable[[], None] | None = None
         self._failures: deque[Event] = deque(maxlen=200)
         self._reported: deque[str] = deque(maxlen=200)
-        self._table: Any = None
+        self._table: JobTable | None = None
         self._table_lock = threading.Lock()
         super().__init__(shell, **kwargs)
 
@@ -381,9 +384,8 @@ class JobManagerMagics(Magics):
         self._failures.clear()
         with self._table_lock:
             table, self._table = self._table, None
-        close = getattr(table, "close", None)
-        if callable(close):
-            close()
+        if table is not None:
+            table.close()
 
     def close(self) -> None:
         """Stop listening and close the session manager (workers ended, scheduler stopped)."""
@@ -479,7 +481,7 @@ class JobManagerMagics(Magics):
         if word in SUBCOMMANDS:
             handler: Callable[[list[str]], None] = getattr(self, f"_{word}")
             return handler(argv[1:])
-        if not (word.startswith("-") or _looks_like_target(word)):
+        if not (word.startswith("-") or _looks_like_path(word) or ":" in word):  # an option, a script or a reference
             raise UsageError(
                 f'Unknown %job subcommand "{word}". Use one of {", ".join(SUBCOMMANDS)}, or give a script '
                 '(jobs/report.py) or a "module:function" reference; see %job? for help.'
@@ -793,14 +795,6 @@ class JobManagerMagics(Magics):
 
 
 # ---------------------------------------------------------------------------------------------- lines
-
-
-def _looks_like_target(word: str) -> bool:
-    return word.endswith(".py") or "/" in word or os.sep in word or _is_reference(word)
-
-
-def _is_reference(word: str) -> bool:
-    return ":" in word and not word.endswith(".py")
 
 
 def _registered_names() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from executor_helpers import Recorder, reference, script
@@ -46,28 +47,26 @@ def test_a_script_sees_its_data_run_and_name_main(executor: ProcessExecutor, tmp
     assert events.messages() == [({"items": [1, 2, 3]}, "inline-script", task.run_id, 1)]
 
 
+def messages_heard(executor: ProcessExecutor, tmp_path: Path, listeners: str, *messages: Any) -> Any:
+    """Run a job whose ``listeners`` code registers callbacks that fill the list ``heard``; send it
+    ``messages``, then cancel it; return ``heard`` as the job reported it."""
+    body = "from jobmanager_nb import worker\nheard = []\n" + textwrap.dedent(listeners)
+    body += 'worker.post_message("listening")\nworker.cancelled.wait(30)\nworker.post_message(heard)\n'
+    events = Recorder()
+    handle = executor.submit(_script(tmp_path, body), events)
+    events.wait_message(lambda m: m == "listening")
+    for message in messages:
+        handle.post_message(message)
+    handle.cancel(grace=10)
+    assert events.outcome().status == "finished"
+    return events.messages()[-1]
+
+
 def test_on_message_hears_every_parent_message_and_cancel_sets_the_event(
     executor: ProcessExecutor, tmp_path: Path
 ) -> None:
-    task = _script(
-        tmp_path,
-        """
-        from jobmanager_nb import worker
-        heard = []
-        worker.on_message(heard.append)
-        worker.post_message("listening")
-        worker.cancelled.wait(30)
-        worker.post_message(heard)
-        """,
-    )
-    events = Recorder()
-    handle = executor.submit(task, events)
-    events.wait_message(lambda m: m == "listening")
-    handle.post_message({"kind": "hello"})
-    handle.post_message(2)
-    handle.cancel(grace=10)
-    assert events.outcome().status == "finished"
-    assert events.messages()[-1] == [{"kind": "hello"}, 2, "cancel"]
+    heard = messages_heard(executor, tmp_path, "worker.on_message(heard.append)\n", {"kind": "hello"}, 2)
+    assert heard == [{"kind": "hello"}, 2, "cancel"]
 
 
 def test_a_failing_message_callback_is_reported_on_stderr_and_others_still_run(
@@ -108,12 +107,7 @@ def test_progress_events_carry_fraction_and_text(executor: ProcessExecutor) -> N
 
 
 def test_a_message_callback_may_register_another_callback(executor: ProcessExecutor, tmp_path: Path) -> None:
-    task = _script(
-        tmp_path,
-        """
-        from jobmanager_nb import worker
-        heard = []
-
+    listeners = """
         def second(message):
             heard.append(("second", message))
 
@@ -123,19 +117,8 @@ def test_a_message_callback_may_register_another_callback(executor: ProcessExecu
                 worker.on_message(second)  # from inside a delivery: must not deadlock the listener
 
         worker.on_message(first)
-        worker.post_message("listening")
-        worker.cancelled.wait(30)
-        worker.post_message(heard)
-        """,
-    )
-    events = Recorder()
-    handle = executor.submit(task, events)
-    events.wait_message(lambda m: m == "listening")
-    handle.post_message("add")
-    handle.post_message("after")
-    handle.cancel(grace=10)
-    assert events.outcome().status == "finished"
-    assert events.messages()[-1] == [
+        """
+    assert messages_heard(executor, tmp_path, listeners, "add", "after") == [
         ("first", "add"),
         ("first", "after"),
         ("second", "after"),

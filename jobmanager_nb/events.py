@@ -1,10 +1,11 @@
 """Events the manager publishes, and the bus that delivers them.
 
-Subscribers receive every :class:`Event` in the order it was published, never while the manager
-holds a lock, from whichever thread published it (the scheduler thread, the executor's I/O thread
-or the inline loop). A subscriber that raises is logged and otherwise ignored. Whoever waits for a
-run is released only after its last event has reached every subscriber
-(:meth:`EventBus.after_delivery`).
+Subscribers receive every :class:`Event` in the order it was published, on the bus's own thread
+(``jobmanager_nb-events``), never on a worker's, the timer's or the inline loop's: a subscriber that
+blocks, or waits for a job, stalls no job. A subscriber that raises — even ``KeyboardInterrupt`` — is
+logged and the others still get the event. Actions queued with :meth:`EventBus.after_delivery` run in
+the same order, once the events published before them have reached every subscriber; that is how a
+run's waiters are released only after its last event was delivered.
 """
 
 from __future__ import annotations
@@ -69,75 +70,116 @@ class _Deferred:
 
 
 class EventBus:
-    """In-order delivery without a dedicated thread: the first publisher to find the bus idle
-    drains the queue; publishers arriving meanwhile only enqueue."""
+    """In-order delivery from one daemon thread, started when the first event or action needs it."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    def __init__(self, thread_name: str = "jobmanager_nb-events") -> None:
+        self._cond = threading.Condition(threading.Lock())
         self._pending: deque[Event | _Deferred] = deque()
         self._subscribers: tuple[Subscriber, ...] = ()
-        self._draining = False
-        self._drainer: int | None = None  # the thread delivering, while one is
+        self._busy = False  # the thread holds an item it has not finished delivering
+        self._thread: threading.Thread | None = None
+        self._thread_name = thread_name
+        self._stopped = False
         self.has_subscribers = False
         """True while anyone listens; publishers skip building events otherwise."""
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Deliver every later event to ``callback``; returns a function that unsubscribes it."""
-        with self._lock:
+        with self._cond:
             self._subscribers = (*self._subscribers, callback)
             self.has_subscribers = True
 
         def unsubscribe() -> None:
-            with self._lock:
+            with self._cond:
                 self._subscribers = tuple(s for s in self._subscribers if s is not callback)
                 self.has_subscribers = bool(self._subscribers)
 
         return unsubscribe
 
+    @property
+    def on_bus_thread(self) -> bool:
+        """True when called from a subscriber or an action (the bus's own thread)."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     def publish(self, event: Event) -> None:
-        """Queue ``event`` and deliver everything queued unless another thread is delivering."""
-        with self._lock:
-            if not self._subscribers:
+        """Queue ``event`` for every subscriber; returns at once."""
+        with self._cond:
+            if not self._subscribers or self._stopped:
                 return
-            self._pending.append(event)
-            if self._draining:
+            self._enqueue(event)
+
+    def call_soon(self, action: Callable[[], None]) -> None:
+        """Run ``action`` on the bus thread, after the events published so far (for code the manager
+        does not own, such as an error handler, which must never run on a worker's thread)."""
+        with self._cond:
+            if not self._stopped:
+                self._enqueue(_Deferred(action))
                 return
-            self._draining = True
-            self._drainer = threading.get_ident()
-        self._drain()
+        _run_isolated(action)
 
     def after_delivery(self, action: Callable[[], None]) -> None:
-        """Run ``action`` once every event published so far has reached the subscribers.
-
-        Runs it now, on this thread, when nothing is being delivered or this thread is the one
-        delivering (a subscriber that publishes must not wait for itself); otherwise the thread
-        that is delivering runs it right after those events. An error in a deferred action is
-        logged.
-        """
-        with self._lock:
-            if self._draining and self._drainer != threading.get_ident():
-                self._pending.append(_Deferred(action))
+        """Run ``action`` once every event published so far has reached the subscribers: now, on this
+        thread, when nothing is waiting to be delivered; otherwise on the bus thread right after those
+        events. An error in ``action`` is logged."""
+        with self._cond:
+            if (self._pending or self._busy) and not self._stopped:
+                self._enqueue(_Deferred(action))
                 return
-        action()
+        _run_isolated(action)
 
-    def _drain(self) -> None:
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything published so far was delivered; False if ``timeout`` ran out first.
+        From the bus's own thread it returns at once (it cannot wait for itself)."""
+        if self.on_bus_thread:
+            return True
+        done = threading.Event()
+        self.after_delivery(done.set)
+        return done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Deliver what is queued, then end the thread. False if it was still busy after ``timeout``
+        seconds (a subscriber that does not return); later events and actions are then run inline."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is None or thread is threading.current_thread():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def _enqueue(self, item: Event | _Deferred) -> None:
+        """Called with the lock held."""
+        self._pending.append(item)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name=self._thread_name, daemon=True)
+            self._thread.start()
+        else:
+            self._cond.notify()
+
+    def _serve(self) -> None:
         while True:
-            with self._lock:
-                if not self._pending:
-                    self._draining = False
-                    self._drainer = None
-                    return
+            with self._cond:
+                self._busy = False
+                while not self._pending:
+                    if self._stopped:
+                        return
+                    self._cond.wait()
                 item = self._pending.popleft()
+                self._busy = True
                 subscribers = self._subscribers
             if isinstance(item, _Deferred):
-                try:
-                    item.action()
-                except Exception:
-                    log.exception("jobmanager_nb: releasing a waiter failed")
+                _run_isolated(item.action)
                 continue
-            event = item
             for subscriber in subscribers:
                 try:
-                    subscriber(event)
-                except Exception:
-                    log.exception("jobmanager_nb: an event subscriber failed on %s %r", event.kind, event.name)
+                    subscriber(item)
+                except BaseException:  # a subscriber is code we do not own, Ctrl-C included
+                    log.exception("jobmanager_nb: an event subscriber failed on %s %r", item.kind, item.name)
+
+
+def _run_isolated(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except BaseException:  # one failing action never stops the ones after it
+        log.exception("jobmanager_nb: an action queued on the event bus failed")

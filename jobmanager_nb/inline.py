@@ -10,6 +10,7 @@ progress); it keeps no other state about runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import traceback
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobmanager_nb import capture
+from jobmanager_nb.lifecycle import Outcome
 from jobmanager_nb.loops import running_loop
 from jobmanager_nb.model import RunContext, _current
 from jobmanager_nb.state import RunState
@@ -26,18 +28,27 @@ __all__ = ["InlineRunner"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-StartCallback = Callable[[RunState], None]
+StartCallback = Callable[[RunState], bool]
+"""``start(run)``: move ``run`` to started; False when it must not run (it was cancelled meanwhile, or its
+start could not be recorded; whoever returned False has ended it)."""
 FinishCallback = Callable[..., None]
-"""``finish(run, *, result=None, error=None, exc=None, cancelled=False)``."""
+"""``finish(run, attempt, outcome, *, result=None, error=None, exc=None)``."""
 OutputCallback = Callable[[RunState, str, str], None]
 ProgressCallback = Callable[[RunState, float, "str | None"], None]
 
 BREATHE_AFTER = 0.02
 """Seconds of back-to-back inline runs after which the loop gets a turn (cells, widget clicks)."""
 
+INTERRUPTED = "interrupted by KeyboardInterrupt (the notebook's Interrupt button or Ctrl-C)"
+
 
 class InlineRunner:
-    """The inline queue of one manager, served on ``loop``."""
+    """The inline queue of one manager, served on ``loop``.
+
+    Code the runner does not own (the jobs) may raise anything, ``KeyboardInterrupt`` included: the
+    run it hit ends (an Interrupt ends it ``cancelled``), the interrupt goes on to whoever runs the
+    loop (the cell that was waiting), and the queue keeps serving the runs after it.
+    """
 
     def __init__(
         self,
@@ -61,6 +72,9 @@ class InlineRunner:
         self._pending: deque[RunState] = deque()
         self._active = 0  # touched only on the loop's thread
         self._pump_scheduled = False
+        self.running_sync: RunState | None = None
+        """The synchronous job executing now on the loop's thread, if any (read by the manager to refuse
+        a wait that could never return)."""
 
     def push(self, run: RunState) -> None:
         """Queue ``run``; thread-safe.
@@ -79,15 +93,17 @@ class InlineRunner:
             self.loop.call_soon_threadsafe(self._pump)
         except RuntimeError:  # the loop is closed: nobody will ever run it
             self._pump_scheduled = False
-            self._finish(run, error="the job manager's event loop is closed", cancelled=True)
+            self._finish(run, run.attempt, "cancelled", error="the job manager's event loop is closed")
 
     def cancel(self, run: RunState) -> bool:
         """Cancel ``run``'s task if it is an async job in progress; False when there is none (a
-        synchronous job cannot be interrupted; a queued run is skipped by the pump once settled)."""
+        synchronous job cannot be interrupted; a run still queued here is ended by the manager and
+        skipped by the pump)."""
         task = run.task
         if task is None:
             return False
-        self.loop.call_soon_threadsafe(task.cancel)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the task is gone with it
+            self.loop.call_soon_threadsafe(task.cancel)
         return True
 
     def close(self) -> None:
@@ -99,29 +115,38 @@ class InlineRunner:
     def _pump(self) -> None:
         pending = self._pending
         deadline = self.loop.time() + BREATHE_AFTER
-        while True:
-            if self._active >= self._concurrency or not pending:
-                self._pump_scheduled = False
-                if not pending or self._active >= self._concurrency:
+        resume = False
+        try:
+            while True:
+                if self._active >= self._concurrency or not pending:
+                    self._pump_scheduled = False
+                    if not pending or self._active >= self._concurrency:
+                        return
+                    self._pump_scheduled = True
+                    continue
+                run = pending.popleft()
+                if run.phase != "dispatched" or not self._start(run):
+                    continue
+                self._active += 1
+                resume = True  # until the run below returns normally
+                self._execute(run)
+                resume = False
+                if self.loop.time() > deadline:
+                    self.loop.call_soon(self._pump)
                     return
+        finally:
+            if resume:  # a job's KeyboardInterrupt is on its way out: keep the queue served after it
                 self._pump_scheduled = True
-                continue
-            run = pending.popleft()
-            if run.settled or run.status != "queued":
-                continue
-            self._active += 1
-            self._start(run)
-            self._execute(run)
-            if self.loop.time() > deadline:
-                self.loop.call_soon(self._pump)
-                return
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon(self._pump)
 
     def _execute(self, run: RunState) -> None:
         d = run.definition
+        attempt = run.attempt
         context = RunContext(
             run.job.name,
             run.run_id,
-            run.attempt,
+            attempt,
             run.scheduled_for,
             d.data,
             lambda fraction, text: self._progress(run, fraction, text),
@@ -133,6 +158,7 @@ class InlineRunner:
                 capture.install()
                 self._capture_installed = True
             sink_token = capture.active_sink.set(lambda stream, text: self._output(run, stream, text))
+        outer, self.running_sync = self.running_sync, run
         try:
             if d.call_without_data:
                 assert d.target.func is not None
@@ -140,50 +166,75 @@ class InlineRunner:
             else:
                 result = d.target.call_inline(d.data)
             if result is not None and inspect.isawaitable(result):
-                awaitable = result if d.timeout is None else asyncio.wait_for(result, d.timeout)
-                run.task = asyncio.ensure_future(self._await(run, awaitable), loop=self.loop)
+                run.task = asyncio.ensure_future(self._await(run, attempt, result), loop=self.loop)
+                if run.cancel_requested:
+                    run.task.cancel()
                 return
-        except Exception as exc:
-            self._done(run, exc=exc)
-        except KeyboardInterrupt as exc:
-            self._done(run, exc=exc)
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
             raise
+        except BaseException as exc:  # the job's own error, whatever it is
+            self._done(run, attempt, exc=exc)
         else:
-            self._done(run, result=result)
+            self._done(run, attempt, result=result)
         finally:
+            self.running_sync = outer
             if sink_token is not None:
                 capture.active_sink.reset(sink_token)
             _current.reset(context_token)
 
-    async def _await(self, run: RunState, awaitable: Any) -> None:
+    async def _await(self, run: RunState, attempt: int, awaitable: Any) -> None:
+        timeout = run.definition.timeout
+        timer = None
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, self._time_out, run, attempt)
         try:
             result = await awaitable
         except asyncio.CancelledError as exc:
-            self._done(run, exc=exc, cancelled=True)
-        except (asyncio.TimeoutError, TimeoutError) as exc:
-            run.timed_out = run.definition.timeout is not None
-            self._done(run, exc=exc)
-        except Exception as exc:
-            self._done(run, exc=exc)
+            timed_out = run.timed_out_attempt == attempt
+            self._done(run, attempt, exc=exc, outcome="timed_out" if timed_out else "cancelled")
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
+            raise
+        except BaseException as exc:  # the job's own error (its own TimeoutError included)
+            self._done(run, attempt, exc=exc)
         else:
-            self._done(run, result=result)
+            self._done(run, attempt, result=result)
         finally:
+            if timer is not None:
+                timer.cancel()
+            run.task = None
             self._pump()
 
+    def _time_out(self, run: RunState, attempt: int) -> None:
+        task = run.task
+        if task is not None and not task.done() and run.attempt == attempt:
+            run.timed_out_attempt = attempt
+            task.cancel()
+
     def _done(
-        self, run: RunState, *, result: Any = None, exc: BaseException | None = None, cancelled: bool = False
+        self,
+        run: RunState,
+        attempt: int,
+        *,
+        result: Any = None,
+        exc: BaseException | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
         self._active -= 1
         if exc is None:
-            self._finish(run, result=result)
+            self._finish(run, attempt, "finished", result=result)
             return
-        if cancelled:
-            error = "cancelled"
-        elif run.timed_out:
+        if outcome == "timed_out":
             error = f"timed out after {run.definition.timeout:g} s"
+        elif outcome == "cancelled" and isinstance(exc, KeyboardInterrupt):
+            error = f"{INTERRUPTED}\n{_user_traceback(exc)}"
+        elif outcome == "cancelled":
+            error = "cancelled"
         else:
+            outcome = "failed"
             error = _user_traceback(exc)
-        self._finish(run, error=error, exc=exc, cancelled=cancelled)
+        self._finish(run, attempt, outcome, error=error, exc=exc)
 
 
 def _user_traceback(exc: BaseException) -> str:

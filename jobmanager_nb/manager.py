@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
 import sys
 import threading
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable
@@ -27,28 +29,42 @@ from typing import Any
 from jobmanager_nb.clock import Clock, SystemClock
 from jobmanager_nb.errors import (
     DuplicateJobError,
+    InvalidRecordError,
     JobConfigError,
     JobFailedError,
     JobManagerError,
     JobNotFoundError,
     OneOffAlreadyExecutedError,
+    StoreError,
 )
 from jobmanager_nb.events import Event, EventBus, Subscriber
 from jobmanager_nb.executors.base import Executor, OffloadedTask, RunOutcome, WorkerEvent
 from jobmanager_nb.handle import JobHandle
 from jobmanager_nb.inline import InlineRunner
 from jobmanager_nb.jobs import check_json_data, offload_target, resolve_target, takes_no_argument
+from jobmanager_nb.lifecycle import FINAL, Outcome, advance
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
 from jobmanager_nb.model import JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, parse_schedule
-from jobmanager_nb.state import HISTORY_LIMIT, JobDefinition, JobState, RunState, job_info, one_off_meta
+from jobmanager_nb.state import (
+    HISTORY_LIMIT,
+    HISTORY_OUTPUT_LIMIT,
+    JobDefinition,
+    JobState,
+    RunState,
+    job_info,
+    one_off_meta,
+)
 from jobmanager_nb.store import MemoryStore, OneOffRecord, OneOffStore, TinyDBStore, current_owner
-from jobmanager_nb.timers import Timers
-from jobmanager_nb.waiting import Register, wait_async, wait_blocking
+from jobmanager_nb.timers import TimerHandle, Timers
+from jobmanager_nb.waiting import Register, Unregister, wait_async, wait_blocking
 
 __all__ = ["JobHandle", "JobManager"]
 
 log = logging.getLogger("jobmanager_nb")
+
+STORE_RETRY_PAUSES = (0.05, 0.2)
+"""Seconds between the tries of a one-off record write the store refused (then it surfaces)."""
 
 ErrorHandler = Callable[[BaseException, dict[str, Any]], None]
 MessageHandler = Callable[[dict[str, Any]], None]
@@ -95,8 +111,15 @@ class JobManager:
         self._bus = EventBus()
         self._jobs: dict[str, JobState] = {}
         self._history: deque[RunState] = deque(maxlen=HISTORY_LIMIT)
-        self._next_waiters: dict[str, list[Callable[[RunState], None]]] = {}
+        self._history_output = 0  # characters of output kept by the runs in _with_output
+        self._with_output: deque[RunState] = deque()
+        self._next_waiters: dict[str, list[Callable[[RunState | None], None]]] = {}
         self._idle_waiters: list[Callable[[], None]] = []
+        self._names: set[str] = set()  # every name ever added: waiting for any other could never end
+        self._unwritten: dict[str, tuple[str, str | None]] = {}  # one-off endings the store refused
+        self._unwritten_timer: TimerHandle | None = None
+        self._unwritten_delay = 1.0
+        self._sleep: Callable[[float], None] = time.sleep
         self._active_count = 0
         self._closing = False
         self._closed = False
@@ -121,14 +144,15 @@ class JobManager:
         self._inline = InlineRunner(
             loop,
             inline_concurrency,
-            start=lambda run: self._publish(self._mark_started(run)),
-            finish=self._finish,
+            start=self._start_inline,
+            finish=self._end,
             output=self._on_output,
             progress=self._on_progress,
             capture_output=capture_inline_output,
         )
 
         self._executor = executor
+        self._owns_executor = False  # a passed-in executor is the caller's to shut down
         self._timers = Timers(self._clock)
 
     # ------------------------------------------------------------------ registration
@@ -291,6 +315,7 @@ class JobManager:
             if job is None:
                 job = JobState(name, definition)
                 self._jobs[name] = job
+                self._names.add(name)
                 self._trim_jobs()
             else:
                 if job.timer is not None:
@@ -376,34 +401,45 @@ class JobManager:
         return run
 
     def _dispatch(self, run: RunState) -> None:
+        """Hand ``run`` (queued) to the inline queue or the executor: queued → dispatched."""
+        offloaded = run.definition.kind == "offloaded"
+        if offloaded and run.definition.one_off and not self._record_start(run):
+            return
+        with self._lock:
+            if not advance(run, "dispatched"):
+                return  # cancelled, removed or shut down before it was handed over
         if self._bus.has_subscribers:
-            self._bus.publish(Event("queued", run.job.name, self._clock.now(), run.run_id))
-        if run.definition.kind == "inline":
-            self._inline.push(run)
-        else:
+            self._bus.publish(Event("queued", run.job.name, self._clock.now(), run.run_id, {"attempt": run.attempt}))
+        if offloaded:
             self._submit_offloaded(run)
-
-    def _mark_started(self, run: RunState) -> list[Event]:
-        """Record that ``run`` starts now. Inline runs call this on the home loop, offloaded ones on the
-        executor's thread; the store is written before anything else can observe the run."""
-        if run.definition.one_off:
-            self._store_call(run, "started")
-        now = self._clock.now()
-        if run.definition.kind == "inline":  # only the home loop touches inline runs here
-            self._started(run, now)
         else:
-            with self._lock:
-                self._started(run, now)
-        if self._bus.has_subscribers:
-            return [Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt})]
-        return []
+            self._inline.push(run)
 
-    @staticmethod
-    def _started(run: RunState, now: datetime) -> None:
-        if run.started_at is None:
-            run.job.running += 1
-        run.status = "started"
-        run.started_at = now
+    def _start_inline(self, run: RunState) -> bool:
+        """The inline queue is about to call ``run``'s job (on the home loop): dispatched → started."""
+        if run.definition.one_off and not self._record_start(run):
+            return False
+        now = self._clock.now()
+        with self._lock:
+            if not advance(run, "started"):
+                return False
+            run.started_at = now
+        if self._bus.has_subscribers:
+            self._bus.publish(Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt}))
+        return True
+
+    def _record_start(self, run: RunState) -> bool:
+        """Write a one-off's ``started`` record before its code can run. When the store refuses even after
+        a few tries, the run ends failed without running (nothing ran, so nothing can run twice)."""
+        with self._lock:
+            if run.ended:
+                return False
+        error = self._store_write(run.job.name, "started", None)
+        if error is None:
+            return True
+        run.store_error = error
+        self._end(run, run.attempt, "failed", error=f"the job did not run: {error}", exc=error, retry=False)
+        return False
 
     # offloaded ------------------------------------------------------------
 
@@ -413,12 +449,14 @@ class JobManager:
                 from jobmanager_nb.executors.local import ProcessExecutor
 
                 self._executor = ProcessExecutor()
+                self._owns_executor = True
             return self._executor
 
     def _submit_offloaded(self, run: RunState) -> None:
         d = run.definition
         assert d.offload is not None
         kind, target = d.offload
+        attempt = run.attempt
         task = OffloadedTask(
             run_id=run.run_id,
             name=run.job.name,
@@ -428,30 +466,44 @@ class JobManager:
             run_info={
                 "name": run.job.name,
                 "run_id": run.run_id,
-                "attempt": run.attempt,
+                "attempt": attempt,
                 "scheduled_for": run.scheduled_for.isoformat() if run.scheduled_for else None,
             },
             cwd=os.getcwd(),
             sys_path=tuple(p for p in sys.path if isinstance(p, str)),
         )
         try:
-            run.handle = self._get_executor().submit(task, lambda event: self._on_worker_event(run, event))
+            handle = self._get_executor().submit(task, lambda event: self._on_worker_event(run, attempt, event))
         except Exception as exc:
-            self._finish(run, error=f"could not start a worker: {type(exc).__name__}: {exc}", exc=exc)
+            self._end(run, attempt, "failed", error=f"could not start a worker: {type(exc).__name__}: {exc}", exc=exc)
+            return
+        with self._lock:
+            if run.attempt == attempt and not run.ended:
+                run.handle = handle
+                cancel = run.cancel_requested
+            else:
+                cancel = not handle.done
+        if cancel:  # cancelled while it was being submitted: the executor must not start it
+            handle.cancel(grace=self._kill_grace)
 
-    def _on_worker_event(self, run: RunState, event: WorkerEvent) -> None:
+    def _on_worker_event(self, run: RunState, attempt: int, event: WorkerEvent) -> None:
+        """What the executor reports for ``attempt`` of ``run`` (on the executor's I/O thread); reports
+        for an older attempt or an ended run are dropped."""
         kind = event.kind
-        name = run.job.name
+        if run.attempt != attempt or run.ended:
+            return
         if kind == "started":
-            if run.settled:
-                return
-            events = self._mark_started(run)
+            now = self._clock.now()
             with self._lock:
+                if run.attempt != attempt or not advance(run, "started"):
+                    return
+                run.started_at = now
                 timeout = run.definition.timeout
                 if timeout is not None:
-                    deadline = self._clock.now() + timedelta(seconds=timeout)
-                    run.timeout_timer = self._timers.call_at(deadline, lambda: self._on_timeout(run))
-            self._publish(events)
+                    deadline = now + timedelta(seconds=timeout)
+                    run.timeout_timer = self._timers.call_at(deadline, lambda: self._on_timeout(run, attempt))
+            if self._bus.has_subscribers:
+                self._bus.publish(Event("started", run.job.name, now, run.run_id, {"attempt": attempt}))
         elif kind == "output":
             stream, text = event.payload
             self._on_output(run, stream, text)
@@ -459,24 +511,45 @@ class JobManager:
             fraction, text = event.payload
             self._on_progress(run, fraction, text)
         elif kind == "message":
-            if self._message_handler is not None:
-                try:
-                    self._message_handler({"name": name, "message": event.payload})
-                except Exception:
-                    log.exception("jobmanager_nb: worker_message_handler failed for job %r", name)
-            if self._bus.has_subscribers:
-                self._bus.publish(Event("message", name, self._clock.now(), run.run_id, {"message": event.payload}))
+            self._on_message(run, event.payload)
         elif kind == "exited":
-            outcome = event.outcome or RunOutcome("failed", error="the worker ended without reporting")
-            if run.timeout_timer is not None:
-                run.timeout_timer.cancel()
-            if outcome.status == "finished":
-                self._finish(run, result=outcome.result)
-            else:
-                error = outcome.error or "failed"
-                if run.timed_out:
-                    error = f"timed out after {run.definition.timeout:g} s ({error})"
-                self._finish(run, error=error, cancelled=outcome.cancelled and not run.timed_out)
+            self._on_exited(run, attempt, event.outcome)
+
+    def _on_message(self, run: RunState, message: Any) -> None:
+        name = run.job.name
+        handler = self._message_handler
+        if handler is not None:
+            payload = {"name": name, "message": message}
+
+            def deliver() -> None:
+                try:
+                    handler(payload)
+                except BaseException:  # code we do not own, Ctrl-C included
+                    log.exception("jobmanager_nb: worker_message_handler failed for job %r", name)
+
+            self._bus.call_soon(deliver)  # never on the executor's thread: a slow handler stalls no job
+        if self._bus.has_subscribers:
+            self._bus.publish(Event("message", name, self._clock.now(), run.run_id, {"message": message}))
+
+    def _on_exited(self, run: RunState, attempt: int, outcome: RunOutcome | None) -> None:
+        outcome = outcome or RunOutcome("failed", error="the worker ended without reporting")
+        if run.timeout_timer is not None:
+            run.timeout_timer.cancel()
+        if outcome.status == "finished":
+            self._end(run, attempt, "finished", result=outcome.result)
+            return
+        error = outcome.error or "failed"
+        ending: Outcome
+        if run.timed_out_attempt == attempt:
+            ending = "timed_out"
+            error = f"timed out after {run.definition.timeout:g} s ({error})"
+        elif outcome.cancelled:
+            ending = "cancelled"
+        elif getattr(outcome, "lost", False):
+            ending = "lost"
+        else:
+            ending = "failed"
+        self._end(run, attempt, ending, error=error)
 
     def _on_output(self, run: RunState, stream: str, text: str) -> None:
         run.add_output(text)
@@ -490,143 +563,268 @@ class JobManager:
             data = {"fraction": fraction, "text": text}
             self._bus.publish(Event("progress", run.job.name, self._clock.now(), run.run_id, data))
 
-    def _on_timeout(self, run: RunState) -> None:
-        if run.settled or run.handle is None:
-            return
-        run.timed_out = True
-        run.handle.cancel(grace=self._kill_grace)
+    def _on_timeout(self, run: RunState, attempt: int) -> None:
+        with self._lock:
+            if run.attempt != attempt or run.phase != "started" or run.handle is None:
+                return
+            run.timed_out_attempt = attempt
+            handle = run.handle
+        handle.cancel(grace=self._kill_grace)
 
-    # settling -------------------------------------------------------------
+    # ending ---------------------------------------------------------------
 
-    def _finish(
+    def _end(
         self,
         run: RunState,
+        attempt: int,
+        outcome: Outcome,
         *,
         result: Any = None,
         error: str | None = None,
         exc: BaseException | None = None,
-        cancelled: bool = False,
+        retry: bool = True,
     ) -> None:
+        """The one way an attempt of a run ends: into a retry when attempts are left (a failure, a
+        timeout or a lost worker; never a cancel), otherwise into ``ended``. Dropped when ``attempt``
+        is not the run's current one or the run has ended already (ended is final)."""
         job = run.job
         events: list[Event] = []
         with self._lock:
-            if run.settled:
+            if run.attempt != attempt or run.ended:
                 return
             now = self._clock.now()
-            if error is not None and not cancelled and run.attempt <= run.definition.retries and not self._closing:
+            retry = (
+                retry
+                and outcome in ("failed", "timed_out", "lost")
+                and run.attempt <= run.definition.retries
+                and not run.cancel_requested
+                and not self._closing
+            )
+            if retry:
+                advance(run, "retrying")
                 delay = self._retry_backoff * (2 ** (run.attempt - 1))
-                run.attempt += 1
-                run.status = "queued"
+                run.retry_at = now + timedelta(seconds=delay)
                 run.error = error
                 run.handle = None
+                run.task = None
+                run.retry_timer = self._timers.call_at(run.retry_at, lambda: self._retry_due(run, attempt))
                 events.append(
-                    Event("failed", job.name, now, run.run_id, {"error": error, "retrying": True, "retry_in": delay})
+                    Event(
+                        "failed",
+                        job.name,
+                        now,
+                        run.run_id,
+                        {"error": error, "retrying": True, "retry_in": delay, "retry_at": run.retry_at},
+                    )
                 )
-                self._timers.call_at(now + timedelta(seconds=delay), lambda: self._dispatch(run))
-                retry = True
             else:
-                retry = False
-                run.finished_at = now
-                run.result = result
-                run.error = error
-                run.exc = exc
-                run.cancelled = cancelled
-                run.status = "failed" if error is not None else "finished"
-                if job.active.pop(run.run_id, None) is not None and run.started_at is not None:
-                    job.running -= 1
-                job.last_run = run
-                job.runs += 1
-                job.progress = None
-                if error is not None:
-                    job.failures += 1
-                if job.registered and not job.active and job.timer is None and not job.paused:
-                    job.registered = False
-                self._history.append(run)
+                advance(run, "ended")
+                self._ended(run, now, outcome, result, error, exc)
                 if self._bus.has_subscribers:
-                    data: dict[str, Any] = {"error": error, "cancelled": cancelled} if error is not None else {}
-                    events.append(Event("failed" if error is not None else "finished", job.name, now, run.run_id, data))
-                fast = not run.definition.one_off and (error is None or self._error_handler is None)
-                if fast:
-                    self._settle(run)
+                    data: dict[str, Any] = {"outcome": outcome}
+                    if error is not None:
+                        data.update(error=error, cancelled=outcome == "cancelled")
+                    events.append(Event("finished" if error is None else "failed", job.name, now, run.run_id, data))
+                told, run.end_callbacks = run.end_callbacks or [], None
         if retry:
             self._publish(events)
             return
-        if not fast:
-            self._settle_after_side_effects(run, error)
-        if error is not None and self._log_failures and not cancelled:
-            log.error("jobmanager_nb: job %r failed (run %s):\n%s", job.name, run.run_id, error)
+        for callback in told:  # waits made from the event thread: they cannot wait for its delivery
+            _tell(callback, run)
+        self._after_end(run, events)
+
+    def _ended(
+        self, run: RunState, now: datetime, outcome: Outcome, result: Any, error: str | None, exc: BaseException | None
+    ) -> None:
+        """Bookkeeping of a run that just ended; called with the lock held."""
+        job = run.job
+        run.finished_at = now
+        run.result = result
+        run.error = error
+        run.exc = exc
+        run.outcome = outcome
+        run.retry_at = None
+        run.handle = None
+        run.task = None
+        for timer in (run.timeout_timer, run.retry_timer):
+            if timer is not None:
+                timer.cancel()
+        run.timeout_timer = run.retry_timer = None
+        job.active.pop(run.run_id, None)
+        previous = job.last_run
+        if previous is not None and previous is not run:
+            previous.exc = None  # older runs keep the traceback text only, not the frames it pins
+        job.last_run = run
+        job.runs += 1
+        job.progress = None
+        if error is not None:
+            job.failures += 1
+        if job.registered and not job.active and job.timer is None and not job.paused:
+            job.registered = False
+        self._keep_in_history(run)
+        waiting = self._next_waiters.pop(job.name, None) if self._next_waiters else None
+        if waiting:  # whoever waited for the next run of this job waits for this one
+            run.callbacks = (run.callbacks or []) + waiting
+
+    def _keep_in_history(self, run: RunState) -> None:
+        """Keep ``run`` for :meth:`runs`, within the budget: at most ``HISTORY_LIMIT`` runs, and
+        ``HISTORY_OUTPUT_LIMIT`` characters of output over all of them (the oldest output goes first)."""
+        self._history.append(run)
+        if run.output_size:
+            self._history_output += run.output_size
+            self._with_output.append(run)
+            while self._history_output > HISTORY_OUTPUT_LIMIT and len(self._with_output) > 1:
+                self._history_output -= self._with_output.popleft().drop_output()
+
+    def _after_end(self, run: RunState, events: list[Event]) -> None:
+        """What follows an ending, outside the lock: the one-off record, the error handler or the
+        failure log, the events, then (after their delivery) the release of the run's waiters."""
+        error = run.error
+        if run.definition.one_off and run.store_error is None:
+            status = "finished" if run.outcome == "finished" else "failed"
+            store_error = self._store_write(run.job.name, status, error)
+            if store_error is not None:
+                run.store_error = store_error
+                self._keep_unwritten(run.job.name, status, error)
         self._publish(events)
+        handler = self._error_handler
+        if handler is not None and (error is not None or run.store_error is not None):
+            self._bus.call_soon(lambda: self._report_error(run, handler))
+        elif error is not None and self._log_failures and run.outcome != "cancelled":
+            log.error("jobmanager_nb: job %r failed (run %s):\n%s", run.job.name, run.run_id, error)
+        elif run.store_error is not None and self._log_failures:
+            log.error("jobmanager_nb: %s", run.store_error)
         self._bus.after_delivery(lambda: self._release(run))
 
-    def _settle(self, run: RunState) -> None:
-        """Mark ``run`` ended; whoever waits for the next run of its job now waits for this one.
-        Called with the lock held."""
-        run.settled = True
-        if self._next_waiters:
-            waiting = self._next_waiters.pop(run.job.name, None)
-            if waiting:
-                run.callbacks = (run.callbacks or []) + waiting
-
-    def _settle_after_side_effects(self, run: RunState, error: str | None) -> None:
-        """Write the one-off record and tell the error handler, then settle: whoever waits for the run
-        sees the store already updated."""
-        if run.definition.one_off:
-            self._store_call(run, "failed" if error is not None else "finished")
-        if error is not None and self._error_handler is not None:
-            self._report_error(run)
+    def _retry_due(self, run: RunState, attempt: int) -> None:
+        """The backoff of ``attempt`` is over: the next attempt is queued and dispatched."""
         with self._lock:
-            self._settle(run)
+            if run.attempt != attempt or run.phase != "retrying" or self._closing:
+                return
+            advance(run, "queued")
+            run.attempt += 1
+            run.retry_at = None
+            run.retry_timer = None
+        self._dispatch(run)
 
     def _release(self, run: RunState) -> None:
-        """Tell whoever waits for ``run`` (and for the manager to go idle) that it has ended. Runs once
-        the run's last event has reached every subscriber (``EventBus.after_delivery``)."""
+        """Tell whoever waits for ``run`` (and for the manager to go idle) that it has ended. Runs once,
+        after the run's last event has reached every subscriber (``EventBus.after_delivery``). Each
+        waiter is told in isolation: one that fails never keeps the others from hearing."""
         with self._lock:
-            run.released = True
+            if not advance(run, "released"):
+                return
             callbacks, run.callbacks = run.callbacks or [], None
             self._active_count -= 1
             idle: list[Callable[[], None]] = []
             if self._active_count == 0 and self._idle_waiters:
                 idle, self._idle_waiters = self._idle_waiters, []
+        interrupt: BaseException | None = None
         for callback in callbacks:
-            callback(run)
+            interrupt = _tell(callback, run) or interrupt
         for waiter in idle:
-            waiter()
+            interrupt = _tell(_ignoring_run(waiter), run) or interrupt
+        if interrupt is not None and not self._bus.on_bus_thread:
+            raise interrupt  # every waiter has heard; now the Ctrl-C goes on to the code it interrupted
 
-    def _report_error(self, run: RunState) -> None:
-        assert self._error_handler is not None
+    def _report_error(self, run: RunState, handler: ErrorHandler) -> None:
         error: BaseException
-        if run.exc is not None and not isinstance(run.exc, asyncio.CancelledError):
+        if run.error is None and run.store_error is not None:
+            error = run.store_error
+        elif run.exc is not None and not isinstance(run.exc, (asyncio.CancelledError, KeyboardInterrupt)):
             error = run.exc
         else:
             error = JobFailedError(f'Job "{run.job.name}" failed: {run.error}', run.snapshot())
-        meta = {"name": run.job.name, "run_id": run.run_id, "attempt": run.attempt, "kind": run.definition.kind}
+        meta = {
+            "name": run.job.name,
+            "run_id": run.run_id,
+            "attempt": run.attempt,
+            "kind": run.definition.kind,
+            "outcome": run.outcome,
+        }
+        if run.store_error is not None:
+            meta["store_error"] = run.store_error
         try:
-            self._error_handler(error, meta)
-        except Exception:
+            handler(error, meta)
+        except BaseException:  # code we do not own, Ctrl-C included
             log.exception("jobmanager_nb: error_handler failed for job %r", run.job.name)
 
-    def _store_call(self, run: RunState, what: str) -> None:
-        name = run.job.name
-        try:
-            if what == "started":
-                self._store.mark_started(name, self._owner)
-            elif what == "finished":
-                self._store.mark_finished(name)
-            else:
-                self._store.mark_failed(name, run.error or "failed")
-        except Exception:
-            log.exception("jobmanager_nb: could not record one-off job %r as %s", name, what)
+    # the one-off store ---------------------------------------------------
+
+    def _store_write(self, name: str, status: str, error: str | None) -> StoreError | None:
+        """Write one-off ``name``'s record as ``status``, trying a few times over about half a second.
+        Returns None once written, or the :class:`StoreError` that says why it could not be."""
+        self._flush_unwritten()
+        failure: BaseException | None = None
+        for pause in (*STORE_RETRY_PAUSES, None):
+            try:
+                if status == "started":
+                    self._store.mark_started(name, self._owner)
+                elif status == "finished":
+                    self._store.mark_finished(name)
+                else:
+                    self._store.mark_failed(name, error or "failed")
+                return None
+            except InvalidRecordError as exc:  # a rule, not a fault: retrying cannot help
+                failure = exc
+                break
+            except Exception as exc:
+                failure = exc
+            if pause is not None:
+                self._sleep(pause)
+        return _store_error(self._store, name, status, failure)
+
+    def _keep_unwritten(self, name: str, status: str, error: str | None) -> None:
+        """Remember an ending the store refused, and keep trying to write it (backing off to every
+        30 s) until it is written or the manager closes."""
+        with self._lock:
+            self._unwritten[name] = (status, error)
+            if self._unwritten_timer is None and not self._closing:
+                self._unwritten_delay = 1.0
+                self._arm_unwritten()
+
+    def _arm_unwritten(self) -> None:
+        when = self._clock.now() + timedelta(seconds=self._unwritten_delay)
+        self._unwritten_timer = self._timers.call_at(when, self._retry_unwritten)
+
+    def _retry_unwritten(self) -> None:
+        self._flush_unwritten()
+        with self._lock:
+            self._unwritten_timer = None
+            if self._unwritten and not self._closing:
+                self._unwritten_delay = min(self._unwritten_delay * 2, 30.0)
+                self._arm_unwritten()
+
+    def _flush_unwritten(self) -> list[str]:
+        """Write the endings the store refused earlier; returns the names still unwritten."""
+        with self._lock:
+            pending = list(self._unwritten.items())
+        left: list[str] = []
+        for name, (status, error) in pending:
+            try:
+                if status == "finished":
+                    self._store.mark_finished(name)
+                else:
+                    self._store.mark_failed(name, error or "failed")
+            except InvalidRecordError:
+                pass  # someone else settled the record meanwhile: nothing left to write
+            except Exception:
+                left.append(name)
+                continue
+            with self._lock:
+                if self._unwritten.get(name) == (status, error):
+                    del self._unwritten[name]
+        return left
 
     def _publish(self, events: list[Event]) -> None:
-        if not events:
-            return
         for event in events:
             self._bus.publish(event)
 
     # ------------------------------------------------------------------ control
 
     def remove_job(self, name: str) -> None:
-        """Unregister ``name``: its schedule stops, queued runs are dropped, a running run is cancelled."""
+        """Unregister ``name``: its schedule stops, and its queued, running or retrying runs are cancelled
+        (a queued one never starts)."""
         with self._lock:
             job = self._require(name)
             del self._jobs[name]
@@ -637,27 +835,44 @@ class JobManager:
             job.next_run = None
             active = list(job.active.values())
         for run in active:
-            self._cancel_run(run)
+            self._cancel_run(run, "removed")
         self._publish([Event("removed", name, self._clock.now())])
 
     def cancel(self, name: str) -> bool:
-        """Cancel the queued or running runs of ``name`` (the job stays registered). Returns True if
-        any run could be cancelled; a synchronous inline function that is already running cannot be
-        interrupted, so it is left to finish (and False is returned when that is all there was)."""
+        """Cancel the queued, running or retrying runs of ``name`` (the job stays registered). Returns True
+        if any run could be cancelled. A queued run never starts; an offloaded one is sent ``"cancel"``
+        and killed after ``kill_grace`` seconds; an ``async`` inline one is cancelled at its next
+        ``await``; a synchronous inline function that is already running cannot be interrupted, so it is
+        left to finish (and False is returned when that is all there was)."""
         with self._lock:
             job = self._require(name)
             active = list(job.active.values())
-        cancelled = [self._cancel_run(run) for run in active]
+        cancelled = [self._cancel_run(run, "cancelled") for run in active]
         return any(cancelled)
 
-    def _cancel_run(self, run: RunState) -> bool:
-        if run.status == "queued":
-            self._finish(run, error="cancelled before it started", cancelled=True)
+    def _cancel_run(self, run: RunState, why: str, *, kill: bool = True) -> bool:
+        """Cancel ``run`` in whatever phase it is; False when it cannot be (a running synchronous
+        inline job, or a run that has ended). A worker is killed ``kill_grace`` seconds later when
+        ``kill`` is true (shutdown kills at its own deadline instead)."""
+        with self._lock:
+            phase = run.phase
+            if phase in ("queued", "retrying") or (phase == "dispatched" and run.definition.kind == "inline"):
+                end_now = True  # nothing runs it: it ends here and never starts
+            else:
+                end_now = False
+                if phase in FINAL:
+                    return False
+                run.cancel_requested = True
+                handle = run.handle
+        if end_now:
+            reason = "during its retry backoff" if phase == "retrying" else "before it started"
+            self._end(run, run.attempt, "cancelled", error=f"{why} {reason}", retry=False)
             return True
-        if run.handle is not None:
-            run.handle.cancel(grace=self._kill_grace)
-            return True
-        return self._inline.cancel(run)
+        if run.definition.kind == "inline":
+            return self._inline.cancel(run)
+        if handle is not None:  # dispatched or started: the executor ends it (and never starts a cancelled run)
+            handle.cancel(grace=self._kill_grace if kill else None)
+        return True  # still being submitted: _submit_offloaded cancels it once the handle exists
 
     def run_now(self, name: str) -> JobRun | None:
         """Start a run of ``name`` now, outside its schedule. Returns the new run, or None (and a
@@ -744,8 +959,14 @@ class JobManager:
     # ------------------------------------------------------------------ views
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Receive every :class:`Event` from now on, in order; returns an unsubscribe function."""
+        """Receive every :class:`Event` from now on, in order, on the event thread; returns an
+        unsubscribe function."""
         return self._bus.subscribe(callback)
+
+    def flush_events(self, timeout: float | None = 5.0) -> bool:
+        """Block until every event published so far has reached the subscribers (they are delivered on
+        a thread of their own); False if ``timeout`` seconds passed first."""
+        return self._bus.flush(timeout)
 
     @property
     def jobs(self) -> list[JobInfo]:
@@ -787,59 +1008,129 @@ class JobManager:
 
     # ------------------------------------------------------------------ waiting
 
-    def _when_settled(self, name: str, callback: Callable[[RunState], None]) -> None:
+    def _when_settled(self, name: str, callback: Callable[[RunState | None], None]) -> Unregister:
         """Call ``callback(run)`` when the run of ``name`` that is queued or running now ends; if none
-        is, at once with the last ended run; if there was none, when the next run of ``name`` ends."""
+        is, at once with the last ended run; if there was none, when the next run of ``name`` ends;
+        ``callback(None)`` if the manager shuts down first. Returns the function that takes it back.
+
+        From the event thread (a subscriber or a handler that waits), the callback is told when the run
+        ends, not after its events were delivered: that thread cannot wait for itself."""
+        early = self._bus.on_bus_thread
         with self._lock:
             job = self._jobs.get(name)
+            target: RunState | None = None
             if job is not None and job.active:
-                run = next(reversed(job.active.values()))
-                if run.callbacks is None:
-                    run.callbacks = []
-                run.callbacks.append(callback)
-                return
+                target = next(reversed(job.active.values()))
+            elif job is not None and job.last_run is not None and job.last_run.phase == "ended" and not early:
+                target = job.last_run  # ended, but its last events are still on their way to subscribers
+            if target is not None:
+                attr = "end_callbacks" if early and not target.ended else "callbacks"
+                waiting = getattr(target, attr)
+                if waiting is None:
+                    waiting = []
+                    setattr(target, attr, waiting)
+                waiting.append(callback)
+                return lambda: self._forget(waiting, callback)
             last = job.last_run if job is not None else None
-            if last is None:
-                self._next_waiters.setdefault(name, []).append(callback)
-                return
-            if not last.released:  # ended, but its last events are still on their way to subscribers
-                last.callbacks = [*(last.callbacks or []), callback]
-                return
-        callback(last)
+            if last is None and not self._closing:
+                waiting = self._next_waiters.setdefault(name, [])
+                waiting.append(callback)
+                return lambda: self._forget(waiting, callback, name)
+        callback(last)  # the last ended run, or None: the manager is shut down and no run will come
+        return _nothing
 
-    @staticmethod
-    def _outcome(run: RunState) -> JobRun:
+    def _forget(self, waiting: list[Any], callback: Any, name: str | None = None) -> None:
+        """Take ``callback`` back out of ``waiting`` (a wait that timed out or was cancelled)."""
+        with self._lock:
+            with contextlib.suppress(ValueError):
+                waiting.remove(callback)
+            if name is not None and not waiting and self._next_waiters.get(name) is waiting:
+                del self._next_waiters[name]
+
+    def _outcome(self, name: str, run: RunState | None) -> JobRun:
+        if run is None:
+            raise JobManagerError(
+                f'The job manager was shut down before a run of "{name}" ended; create a new JobManager to run it.'
+            )
         snapshot = run.snapshot()
         if run.status == "failed":
             last_line = run.error.strip().splitlines()[-1] if run.error and run.error.strip() else "failed"
             raise JobFailedError(f'Job "{run.job.name}" failed: {last_line}', snapshot) from run.exc
+        if run.store_error is not None and self._error_handler is None:
+            raise run.store_error
         return snapshot
+
+    def _check_wait(self, name: str | None, timeout: float | None) -> None:
+        """Refuse, at once, a wait that could never return."""
+        if name is not None and timeout is None:
+            with self._lock:
+                known = name in self._names
+            if not known:
+                names = ", ".join(sorted(self._jobs)) or "none"
+                raise JobNotFoundError(
+                    f'No job named "{name}" has been added to this manager, so waiting for it would never end. '
+                    f"Known jobs: {names}. To wait for a job that will be added later, pass timeout=."
+                )
+        current = self._inline.running_sync
+        if current is None or running_loop() is not self._loop:
+            return
+        if name is None:
+            what = "for every job (wait_all)"
+        else:
+            with self._lock:
+                job = self._jobs.get(name)
+                target = next(reversed(job.active.values())) if job is not None and job.active else None
+                if target is not None:
+                    waits_forever = target.definition.kind == "inline"
+                else:  # it would wait for the next run: one that cannot come while this job holds the loop
+                    waits_forever = job is None or (job.last_run is None and job.definition.kind == "inline")
+            if not waits_forever:
+                return
+            what = f'for inline job "{name}"'
+        raise JobManagerError(
+            f'Job "{current.job.name}" is a synchronous inline job and waits {what}, which cannot run until '
+            f'"{current.job.name}" returns, so the wait would never end. Make "{current.job.name}" an async def '
+            "job and await manager.await_completion(...) instead, or offload one of them (offloaded=True)."
+        )
 
     async def await_completion(self, name: str, timeout: float | None = None) -> JobRun:
         """Wait for the run of ``name`` (see :meth:`wait`)."""
+        self._check_wait(name, timeout)
         run = await wait_async(self._settled_run(name), timeout, lambda: _not_completed(name, timeout))
-        return self._outcome(run)
+        return self._outcome(name, run)
 
     def wait(self, name: str, timeout: float | None = None) -> JobRun:
         """Block until the run of ``name`` that is queued or running now ends (or, if none is, return
         the last one that ended; if there was none, wait for the next). Returns the :class:`JobRun`;
-        raises :class:`JobFailedError` if it failed and :class:`TimeoutError` when time runs out."""
+        raises :class:`JobFailedError` if it failed and :class:`TimeoutError` when time runs out.
+
+        Without a timeout, a name that was never added raises :class:`JobNotFoundError` at once (a typo
+        must not hang the notebook); with one, the wait may see a job added later. A synchronous inline
+        job that waits for an inline job gets :class:`JobManagerError` at once (it would never end).
+        When a one-off's ending could not be written to the store, this raises that
+        :class:`~jobmanager_nb.errors.StoreError` unless an ``error_handler`` heard of it."""
+        self._check_wait(name, timeout)
         if running_loop() is self._loop:
             return run_blocking(self._loop, self.await_completion(name, timeout))
         run = wait_blocking(self._settled_run(name), timeout, lambda: _not_completed(name, timeout))
-        return self._outcome(run)
+        return self._outcome(name, run)
 
-    def _settled_run(self, name: str) -> Register[RunState]:
+    def _settled_run(self, name: str) -> Register[RunState | None]:
         return lambda settle: self._when_settled(name, settle)
 
     async def await_one_off_completion(self, name: str, timeout: float | None = None) -> OneOffRecord:
-        """Wait until one-off ``name``'s stored record is finished (returned) or failed (raises)."""
+        """Wait until one-off ``name``'s stored record is finished (returned) or failed (raises). A run
+        of this manager whose ending the store refused is answered from memory (and the store error
+        raised unless an ``error_handler`` heard of it), never polled for ever."""
         record = self._store.get(name)
         if record is None:
             raise JobNotFoundError(f'No one-off job "{name}" is in the store. Add it with add_one_off_job first.')
         if record.is_active:
             with self._lock:
-                ours = name in self._jobs and bool(self._jobs[name].active)
+                job = self._jobs.get(name)
+                ending = job is not None and job.last_run is not None and job.last_run.phase == "ended"
+                ours = job is not None and job.definition.one_off and (bool(job.active) or ending)
+                ours = ours or name in self._unwritten
             if ours:
                 with contextlib.suppress(JobFailedError):
                     await self.await_completion(name, timeout)
@@ -847,6 +1138,11 @@ class JobManager:
                 await self._poll_record(name, timeout)
             record = self._store.get(name)
             assert record is not None
+            with self._lock:
+                unwritten = self._unwritten.get(name)
+            if record.is_active and unwritten is not None:
+                status, error = unwritten
+                record = dataclasses.replace(record, status=status, error=error)  # type: ignore[arg-type]
         if record.status == "failed":
             raise JobFailedError(f'One-off job "{name}" failed: {record.error}', record)
         return record
@@ -872,38 +1168,45 @@ class JobManager:
         return record
 
     async def all_settled(self, timeout: float | None = None) -> None:
-        """Wait until no run is queued or running (failures do not raise)."""
+        """Wait until no run is queued, running or retrying (failures do not raise)."""
+        self._check_wait(None, timeout)
         await wait_async(self._idle, timeout, lambda: self._still_running(timeout))
 
     def wait_all(self, timeout: float | None = None) -> None:
         """Blocking twin of :meth:`all_settled`."""
+        self._check_wait(None, timeout)
         if running_loop() is self._loop:
             run_blocking(self._loop, self.all_settled(timeout))
             return
         wait_blocking(self._idle, timeout, lambda: self._still_running(timeout))
 
-    def _idle(self, settle: Callable[[None], None]) -> None:
-        self._when_idle(lambda: settle(None))
+    def _idle(self, settle: Callable[[None], None]) -> Unregister:
+        return self._when_idle(lambda: settle(None))
 
     def _still_running(self, timeout: float | None) -> str:
         return f"Jobs were still running after {timeout} s: {self._active_names()}."
 
-    def _when_idle(self, callback: Callable[[], None]) -> None:
+    def _when_idle(self, callback: Callable[[], None]) -> Unregister:
         with self._lock:
             if self._active_count > 0:
                 self._idle_waiters.append(callback)
-                return
+                return lambda: self._forget(self._idle_waiters, callback)
         callback()
+        return _nothing
 
     def _active_names(self) -> str:
         with self._lock:
             return ", ".join(sorted(n for n, j in self._jobs.items() if j.active)) or "none"
 
+
     # ------------------------------------------------------------------ shutdown
 
     async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop every schedule, cancel running workers and wait for them and for the inline queue.
-        Workers still running after ``timeout`` seconds are killed and :class:`TimeoutError` is raised."""
+        """Stop every schedule, cancel what waits (queued offloaded runs, retry backoffs), cancel running
+        workers and wait for them and for the inline queue. Workers still running after ``timeout``
+        seconds (default ``kill_grace``) are killed and :class:`TimeoutError` is raised. An executor or
+        store passed in by the caller is left open (only what the manager created is closed). One-off
+        endings the store refused are written now; if it still refuses, :class:`StoreError` is raised."""
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown_sync, timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -923,10 +1226,17 @@ class JobManager:
                     job.timer.cancel()
                     job.timer = None
                 job.next_run = None
+            if self._unwritten_timer is not None:
+                self._unwritten_timer.cancel()
+                self._unwritten_timer = None
             active = [r for j in self._jobs.values() for r in j.active.values()]
+            waiting, self._next_waiters = self._next_waiters, {}
+        for callbacks in waiting.values():  # a wait for a run that can no longer come
+            for callback in callbacks:
+                _tell(callback, None)
         for run in active:
-            if run.handle is not None:
-                run.handle.cancel()
+            if run.phase == "retrying" or run.definition.kind == "offloaded":
+                self._cancel_run(run, "shut down", kill=False)
         bound = self._kill_grace if timeout is None else timeout
         done = threading.Event()
         self._when_idle(done.set)
@@ -937,23 +1247,32 @@ class JobManager:
             with self._lock:
                 active = [r for j in self._jobs.values() for r in j.active.values()]
             for run in active:
-                if run.handle is not None:
-                    run.handle.kill()
-                else:
-                    self._inline.cancel(run)
+                handle = run.handle
+                if handle is not None:
+                    handle.kill()
+                elif not self._inline.cancel(run):
+                    self._cancel_run(run, "shut down")
             done.wait(5.0)
-        if self._executor is not None:
+        if self._executor is not None and self._owns_executor:
             self._executor.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
+        self._bus.close()
         with self._lock:
             self._closed = True
         self._inline.close()
+        unwritten = self._flush_unwritten()
         if self._owns_store:
             close = getattr(self._store, "close", None)
             if callable(close):
                 close()
         if self._loop_thread is not None:
             self._loop_thread.stop()
+        if unwritten:
+            raise StoreError(
+                f"The store {_store_location(self._store)} still refuses to record how these one-off jobs ended: "
+                f"{', '.join(sorted(unwritten))}. Their records still say started; once the store is writable, "
+                "mark them by hand, or they will be reconciled as interrupted (and may run again)."
+            )
         if timed_out:
             raise TimeoutError(f"Jobs still running {bound:g} s after shutdown began were stopped: {stuck}.")
 
@@ -981,3 +1300,40 @@ class JobManager:
 
 def _not_completed(name: str, timeout: float | None) -> str:
     return f'Job "{name}" did not complete within {timeout} s.'
+
+
+def _ignoring_run(waiter: Callable[[], None]) -> Callable[[RunState | None], None]:
+    return lambda _: waiter()
+
+
+def _nothing() -> None:
+    """The unregister function of a callback that was called at once."""
+
+
+def _tell(callback: Callable[[RunState | None], None], run: RunState | None) -> BaseException | None:
+    """Call one waiter's callback in isolation: its error is logged and never reaches the other waiters.
+    A ``KeyboardInterrupt`` or ``SystemExit`` is returned, for the caller to raise once everyone heard."""
+    try:
+        callback(run)
+    except Exception:
+        log.exception("jobmanager_nb: telling a waiter that a run ended failed")
+    except BaseException as exc:  # re-raised by the caller after the other waiters
+        return exc
+    return None
+
+
+def _store_location(store: OneOffStore) -> str:
+    path = getattr(store, "path", None)
+    return str(path) if path is not None else repr(store)
+
+
+def _store_error(store: OneOffStore, name: str, status: str, failure: BaseException | None) -> StoreError:
+    """The error that says a one-off's record could not be written, naming the store and the cause."""
+    if isinstance(failure, StoreError):
+        return failure
+    error = StoreError(
+        f'Could not record one-off job "{name}" as {status} in the store {_store_location(store)}: '
+        f"{type(failure).__name__}: {failure}. Check that the disk has space and the folder is writable."
+    )
+    error.__cause__ = failure
+    return error

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from jobmanager_nb.lifecycle import Outcome, Phase
+
 __all__ = [
     "JobInfo",
     "JobKind",
@@ -24,7 +26,13 @@ __all__ = [
 
 JobKind = Literal["inline", "offloaded"]
 RunStatus = Literal["queued", "started", "finished", "failed"]
-JobStatus = Literal["scheduled", "queued", "started", "finished", "failed", "paused", "idle"]
+JobStatus = Literal[
+    "scheduled", "queued", "started", "retrying", "finished", "failed", "cancelled", "paused", "idle"
+]
+"""What a job is doing, derived from its runs' phases (:mod:`jobmanager_nb.lifecycle`): a run going
+(``queued``, ``started``, ``retrying``) wins over ``paused`` (a paused job whose run still goes shows the
+run); otherwise ``paused``, ``scheduled``, then the last run's ending (``finished``, ``cancelled``, or
+``failed`` for every other outcome), or ``idle``."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,13 @@ class RunContext:
 @dataclass(frozen=True)
 class JobRun:
     """One run of a job. ``error`` is text (with the traceback); ``output`` is the captured
-    stdout/stderr text; ``result`` is the job's return value."""
+    stdout/stderr text; ``result`` is the job's return value.
+
+    ``status`` is the four-valued status one-off records use; ``phase`` is where the run is in its
+    life (``queued``, ``dispatched``, ``started``, ``retrying``, ``ended``, ``released``) and
+    ``outcome`` how it ended (``finished``, ``failed``, ``cancelled``, ``timed_out``, ``lost``; None
+    while it has not). ``retry_at`` is when the next attempt starts, while ``phase`` is ``retrying``.
+    """
 
     name: str
     run_id: str
@@ -66,6 +80,9 @@ class JobRun:
     error: str | None = None
     output: str = ""
     cancelled: bool = False
+    phase: Phase = "ended"
+    outcome: Outcome | None = None
+    retry_at: datetime | None = None
 
     @property
     def duration(self) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,16 +18,28 @@ from typing import Any, Literal
 
 from jobmanager_nb.executors.base import RunHandle
 from jobmanager_nb.jobs import JobTarget
+from jobmanager_nb.lifecycle import FINAL, Outcome, Phase, run_status
 from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunStatus
 from jobmanager_nb.schedules import Schedule
 from jobmanager_nb.timers import TimerHandle
 
-__all__ = ["HISTORY_LIMIT", "OUTPUT_LIMIT", "JobDefinition", "JobState", "RunState", "job_info", "one_off_meta"]
+__all__ = [
+    "HISTORY_LIMIT",
+    "HISTORY_OUTPUT_LIMIT",
+    "OUTPUT_LIMIT",     "JobDefinition",
+    "JobState",
+    "RunState",
+    "job_info",
+    "one_off_meta",
+]
 
 OUTPUT_LIMIT = 1_000_000
 """Characters of captured output kept per run (the newest are kept)."""
 HISTORY_LIMIT = 1_000
 """Finished runs kept for ``JobManager.runs()``, and unregistered jobs kept for the views."""
+HISTORY_OUTPUT_LIMIT = 8_000_000
+"""Characters of captured output kept across all ended runs; past it the oldest runs' output is dropped
+(their ``output`` then starts with a note saying how much was dropped)."""
 
 _run_ids = itertools.count(1)
 
@@ -49,30 +62,39 @@ class JobDefinition:
 
 
 class RunState:
-    """Mutable state of one run; :meth:`snapshot` gives the public :class:`JobRun`."""
+    """Mutable state of one run; :meth:`snapshot` gives the public :class:`JobRun`.
+
+    ``phase`` changes only through :func:`jobmanager_nb.lifecycle.advance`. ``attempt`` numbers the
+    dispatches: a report that names an older attempt (a timed-out worker that answers late) is dropped.
+    Output is kept in a deque trimmed from the front, so each write costs O(1) however much was printed.
+    """
 
     __slots__ = (
         "attempt",
         "callbacks",
-        "cancelled",
+        "cancel_requested",
         "definition",
+        "end_callbacks",
         "error",
         "exc",
         "finished_at",
         "handle",
         "job",
+        "outcome",
         "output",
+        "output_dropped",
         "output_size",
+        "phase",
         "queued_at",
-        "released",
         "result",
+        "retry_at",
+        "retry_timer",
         "run_id",
         "scheduled_for",
-        "settled",
         "started_at",
-        "status",
+        "store_error",
         "task",
-        "timed_out",
+        "timed_out_attempt",
         "timeout_timer",
     )
 
@@ -80,27 +102,46 @@ class RunState:
         self.job = job
         self.definition = definition
         self.run_id = f"r{next(_run_ids)}"
-        self.status: RunStatus = "queued"
+        self.phase: Phase = "queued"
+        self.outcome: Outcome | None = None
         self.attempt = 1
         self.scheduled_for = scheduled_for
         self.queued_at = now
         self.started_at: datetime | None = None
         self.finished_at: datetime | None = None
+        self.retry_at: datetime | None = None
         self.result: Any = None
         self.error: str | None = None
         self.exc: BaseException | None = None
-        self.output: list[str] | None = None
+        self.output: deque[str] | None = None
         self.output_size = 0
-        self.cancelled = False
-        self.timed_out = False
+        self.output_dropped = 0
+        self.cancel_requested = False
+        self.timed_out_attempt = 0  # the attempt the manager's timeout stopped, if any
         self.handle: RunHandle | None = None
         self.task: asyncio.Future[Any] | None = None
         self.timeout_timer: TimerHandle | None = None
-        self.callbacks: list[Callable[[RunState], None]] | None = None
-        self.settled = False  # ended: no second finish
-        self.released = False  # its waiters were told, after its events reached the subscribers
+        self.retry_timer: TimerHandle | None = None
+        self.store_error: BaseException | None = None  # the one-off record could not be written
+        self.callbacks: list[Callable[[RunState | None], None]] | None = None  # told at release
+        self.end_callbacks: list[Callable[[RunState | None], None]] | None = None  # told when it ends
+
+    @property
+    def status(self) -> RunStatus:
+        return run_status(self.phase, self.outcome)
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in FINAL
+
+    @property
+    def cancelled(self) -> bool:
+        return self.outcome == "cancelled"
 
     def snapshot(self) -> JobRun:
+        output = "".join(self.output) if self.output else ""
+        if self.output_dropped:
+            output = f"[{self.output_dropped:,} earlier characters of output were dropped]\n{output}"
         return JobRun(
             name=self.job.name,
             run_id=self.run_id,
@@ -113,17 +154,36 @@ class RunState:
             finished_at=self.finished_at,
             result=self.result,
             error=self.error,
-            output="".join(self.output) if self.output else "",
+            output=output,
             cancelled=self.cancelled,
+            phase=self.phase,
+            outcome=self.outcome,
+            retry_at=self.retry_at if self.phase == "retrying" else None,
         )
 
     def add_output(self, text: str) -> None:
-        if self.output is None:
-            self.output = []
-        self.output.append(text)
+        """Keep ``text``, dropping the oldest output past :data:`OUTPUT_LIMIT` characters (O(1) amortised)."""
+        if len(text) > OUTPUT_LIMIT:
+            self.output_dropped += len(text) - OUTPUT_LIMIT
+            text = text[-OUTPUT_LIMIT:]
+        output = self.output
+        if output is None:
+            output = self.output = deque()
+        output.append(text)
         self.output_size += len(text)
-        while self.output_size > OUTPUT_LIMIT and len(self.output) > 1:
-            self.output_size -= len(self.output.pop(0))
+        while self.output_size > OUTPUT_LIMIT:
+            oldest = output.popleft()
+            self.output_size -= len(oldest)
+            self.output_dropped += len(oldest)
+
+    def drop_output(self) -> int:
+        """Forget the captured output (the history's budget is spent); returns the characters freed."""
+        freed = self.output_size
+        if self.output:
+            self.output_dropped += freed
+        self.output = None
+        self.output_size = 0
+        return freed
 
 
 class JobState:
@@ -140,7 +200,6 @@ class JobState:
         "paused_at",
         "progress",
         "registered",
-        "running",
         "runs",
         "skipped",
         "timer",
@@ -155,7 +214,6 @@ class JobState:
         self.timer: TimerHandle | None = None
         self.next_run: datetime | None = None
         self.active: dict[str, RunState] = {}  # queued or running, in order, by run id
-        self.running = 0
         self.last_run: RunState | None = None
         self.runs = 0
         self.failures = 0
@@ -173,14 +231,16 @@ def job_info(job: JobState) -> JobInfo:
     d = job.definition
     current = next(reversed(job.active.values())) if job.active else None
     status: JobStatus
-    if job.paused:
+    if current is not None:
+        phases = {run.phase for run in job.active.values()}
+        status = "started" if "started" in phases else "retrying" if "retrying" in phases else "queued"
+    elif job.paused:
         status = "paused"
-    elif current is not None:
-        status = "started" if job.running else "queued"
     elif job.next_run is not None:
         status = "scheduled"
     elif job.last_run is not None:
-        status = job.last_run.status
+        outcome = job.last_run.outcome
+        status = "finished" if outcome == "finished" else "cancelled" if outcome == "cancelled" else "failed"
     else:
         status = "idle"
     spec = d.spec

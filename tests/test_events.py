@@ -1,4 +1,4 @@
-"""The event bus: in-order delivery from any thread, and waiters released only after delivery."""
+"""The event bus: in-order delivery on a thread of its own, and actions run only after delivery."""
 
 from __future__ import annotations
 
@@ -15,22 +15,20 @@ def event(kind: str, name: str = "job") -> Event:
     return Event(kind, name, AT)  # type: ignore[arg-type]
 
 
-class SlowDelivery:
-    """A subscriber that holds the bus on an ``output`` event, published from another thread, until
-    :meth:`let_go` is called: meanwhile any publish on this thread only queues."""
+class HeldSubscriber:
+    """A subscriber that holds the bus on its first ``output`` event until :meth:`let_go`."""
 
     def __init__(self, bus: EventBus) -> None:
         self.seen: list[str] = []
-        self._delivering = threading.Event()
+        self.threads: set[str] = set()
+        self.delivering = threading.Event()
         self._let_go = threading.Event()
         bus.subscribe(self._subscriber)
-        self.publisher = threading.Thread(target=bus.publish, args=(event("output"),))
-        self.publisher.start()
-        assert self._delivering.wait(WAIT)
 
     def _subscriber(self, e: Event) -> None:
-        if e.kind == "output":
-            self._delivering.set()
+        self.threads.add(threading.current_thread().name)
+        if e.kind == "output" and not self._let_go.is_set():
+            self.delivering.set()
             assert self._let_go.wait(WAIT)
         self.seen.append(e.kind)
 
@@ -45,58 +43,104 @@ def test_events_reach_every_subscriber_in_order_and_a_failing_one_is_harmless() 
     def broken(e: Event) -> None:
         raise RuntimeError("subscriber bug")
 
+    def interrupted(e: Event) -> None:
+        raise KeyboardInterrupt  # an Interrupt inside a subscriber never wedges the bus
+
     bus.subscribe(broken)
+    bus.subscribe(interrupted)
     unsubscribe = bus.subscribe(lambda e: seen.append(e.kind))
     for kind in ("added", "queued", "started"):
         bus.publish(event(kind))
+    assert bus.flush(WAIT)
     unsubscribe()
     bus.publish(event("finished"))
+    assert bus.flush(WAIT)
     assert seen == ["added", "queued", "started"] and bus.has_subscribers
+    bus.close()
 
 
-def test_an_action_waits_for_events_another_thread_is_still_delivering() -> None:
+def test_a_blocked_subscriber_never_blocks_the_publisher() -> None:
     bus = EventBus()
-    slow = SlowDelivery(bus)
-    bus.publish(event("finished"))  # the other thread is delivering: this only queues it
+    held = HeldSubscriber(bus)
+    bus.publish(event("output"))
+    assert held.delivering.wait(WAIT)
+    bus.publish(event("finished"))  # returns at once although the subscriber is stuck
+    assert held.seen == []
+    held.let_go()
+    assert bus.flush(WAIT)
+    assert held.seen == ["output", "finished"]
+    assert held.threads == {"jobmanager_nb-events"}
+    bus.close()
+
+
+def test_an_action_waits_for_the_events_published_before_it() -> None:
+    bus = EventBus()
+    held = HeldSubscriber(bus)
+    bus.publish(event("output"))
+    assert held.delivering.wait(WAIT)
+    bus.publish(event("finished"))
     released = threading.Event()
     seen_when_released: list[str] = []
 
     def release() -> None:
-        seen_when_released.extend(slow.seen)
+        seen_when_released.extend(held.seen)
         released.set()
 
     bus.after_delivery(release)
-    assert not released.is_set() and slow.seen == []  # deferred, not run here
-    slow.let_go()
+    assert not released.is_set()  # deferred, not run here
+    held.let_go()
     assert released.wait(WAIT)
-    slow.publisher.join(WAIT)
     assert seen_when_released == ["output", "finished"]
+    bus.close()
 
 
-def test_an_action_runs_at_once_when_the_bus_is_idle_or_when_a_subscriber_asks() -> None:
+def test_an_action_runs_at_once_when_the_bus_is_idle_and_after_the_event_when_a_subscriber_asks() -> None:
     bus = EventBus()
     ran: list[str] = []
     bus.after_delivery(lambda: ran.append("idle"))  # no subscribers, nothing pending
     assert ran == ["idle"]
 
     def subscriber(e: Event) -> None:
-        bus.after_delivery(lambda: ran.append(f"inside {e.kind}"))  # must not wait for itself
+        bus.after_delivery(lambda: ran.append(f"action queued in {e.kind}"))  # must not wait for itself
+        assert bus.flush(0)  # the bus thread cannot wait for itself: flush returns at once
         ran.append(f"after {e.kind}")
 
     bus.subscribe(subscriber)
     bus.publish(event("started"))
-    assert ran == ["idle", "inside started", "after started"]
+    assert bus.flush(WAIT)
+    assert ran == ["idle", "after started", "action queued in started"]
+    bus.close()
 
 
 def test_a_failing_deferred_action_does_not_stop_delivery() -> None:
     bus = EventBus()
-    slow = SlowDelivery(bus)
+    held = HeldSubscriber(bus)
+    bus.publish(event("output"))
+    assert held.delivering.wait(WAIT)
 
     def broken() -> None:
-        raise RuntimeError("waiter bug")
+        raise KeyboardInterrupt
 
     bus.after_delivery(broken)
+    bus.call_soon(broken)
     bus.publish(event("finished"))
-    slow.let_go()
-    slow.publisher.join(WAIT)
-    assert not slow.publisher.is_alive() and slow.seen == ["output", "finished"]
+    held.let_go()
+    assert bus.flush(WAIT)
+    assert held.seen == ["output", "finished"]
+    bus.close()
+
+
+def test_close_delivers_what_is_queued_then_runs_later_actions_inline() -> None:
+    bus = EventBus()
+    held = HeldSubscriber(bus)
+    bus.publish(event("output"))
+    assert held.delivering.wait(WAIT)
+    bus.publish(event("finished"))
+    held.let_go()
+    assert bus.close(WAIT)
+    assert held.seen == ["output", "finished"]
+    ran: list[str] = []
+    bus.after_delivery(lambda: ran.append("after close"))
+    bus.call_soon(lambda: ran.append("soon after close"))
+    assert ran == ["after close", "soon after close"]
+    assert not [t for t in threading.enumerate() if t.name == "jobmanager_nb-events" and t.is_alive()]

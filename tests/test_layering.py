@@ -45,7 +45,7 @@ def test_only_the_notebook_face_modules_import_ipython_or_ipywidgets():
 
 # The layers of docs/architecture.md, bottom up: a module may import its own layer and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("plain data and time", {"errors", "clock", "model", "events"}),
+    ("plain data and time", {"errors", "clock", "lifecycle", "model", "events"}),
     ("schedules", {"schedules"}),
     ("the one-off store", {"store"}),
     (

@@ -277,6 +277,7 @@ def test_past_date_is_reported_not_silently_dropped(fake_manager, clock):
     fake_manager.subscribe(events.append)
     with pytest.warns(UserWarning, match="in the past"):
         fake_manager.add_job(lambda: None, name="late", at=clock.now() - timedelta(days=1), offloaded=False)
+    assert fake_manager.flush_events()
     assert [e.kind for e in events if e.name == "late"] == ["added", "skipped"]
 
 
@@ -375,6 +376,7 @@ def test_remove_job_emits_removed(fake_manager):
     fake_manager.subscribe(events.append)
     fake_manager.add_job(lambda: None, name="later", at="every 5 minutes", offloaded=False)
     fake_manager.remove_job("later")
+    assert fake_manager.flush_events()
     assert [e.kind for e in events] == ["added", "scheduled", "removed"]
 
 

@@ -235,7 +235,7 @@ def test_job_cancel_stops_the_running_run_and_keeps_the_job(ip, manager, sleeper
     assert line(ip, "job", "cancel sleeper") == 'cancelled the current run of "sleeper"\n'
     with pytest.raises(JobFailedError) as failed:
         manager.wait("sleeper", WAIT)
-    assert failed.value.run.cancelled and manager.job("sleeper").status == "failed"
+    assert failed.value.run.cancelled and manager.job("sleeper").status == "cancelled"
     assert line(ip, "job", "wait sleeper") == '"sleeper" was cancelled (' + failed.value.run.run_id + ")\n"
     assert line(ip, "job", "cancel sleeper") == '"sleeper" had no queued or running run to cancel\n'
 

@@ -172,6 +172,26 @@ def test_a_deleted_file_is_recreated_on_the_next_write(path, owner):
     assert TinyDBStore(path).get("a").status == "finished"
 
 
+def test_a_file_written_by_an_older_version_opens_and_its_owners_are_judged_by_their_start_time(path):
+    """Owners without start_ticks and boot_id (written before they existed) fall back to create_time."""
+    me = current_owner()
+    old = {"pid": me.pid, "create_time": me.create_time, "hostname": me.hostname, "token": me.token}
+    dead = {**old, "create_time": me.create_time - 3600, "token": "d" * 16}
+    times = {"created_at": "2026-01-05T09:00:00+00:00", "started_at": "2026-01-05T09:00:01+00:00"}
+    records = {
+        str(i): {"name": name, "status": "started", **times, "finished_at": None, "attempts": 1, "error": None,
+                 "owner": owner, "meta": {}}
+        for i, (name, owner) in enumerate((("mine", old), ("orphan", dead)), start=1)
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"jobmanager_nb": {"1": {"schema": 1}}, "one_off_jobs": records}))
+    store = TinyDBStore(path)
+    assert [r.name for r in store.reconciled] == ["orphan"]
+    mine = store.get("mine")
+    assert mine.status == "started" and (mine.owner.start_ticks, mine.owner.boot_id) == (None, None)
+    assert store.mark_finished("mine").status == "finished"
+
+
 def test_opening_removes_temporary_files_left_by_killed_writers(path):
     TinyDBStore(path)
     leftover = path.with_name(f".{path.name}.0123456789ab.tmp")

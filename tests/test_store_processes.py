@@ -303,16 +303,20 @@ def _me():
 
 @pytest.mark.parametrize(
     ("change", "expected"),
-    [({"create_time": -5.0}, "failed"), ({"hostname": "elsewhere.example"}, "queued")],
-    ids=["pid-reused", "other-host"],
+    [
+        ({"start_ticks": -5}, "failed"),  # our pid, but an earlier process
+        ({"boot_id": "00000000-0000-4000-8000-000000000000"}, "failed"),  # before the last reboot
+        ({"hostname": "elsewhere.example"}, "queued"),
+    ],
+    ids=["pid-reused", "other-boot", "other-host"],
 )
 def test_reconciliation_fails_a_reused_pid_and_leaves_another_hosts_records(tmp_path, change, expected):
     import dataclasses
 
     me = _me()
-    fields = {**change}
-    if "create_time" in fields:
-        fields["create_time"] = me.create_time + fields["create_time"]  # our pid, but an earlier process
+    fields = {**change, "token": "e" * 16}
+    if "start_ticks" in fields:
+        fields["start_ticks"] = me.start_ticks + fields["start_ticks"]
     owner = dataclasses.replace(me, **fields)
     store = TinyDBStore(tmp_path / "jobs.json")
     store.claim("job", owner)

@@ -30,6 +30,7 @@ from jobmanager_nb.store.records import (
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 OWNER = Owner(pid=4242, create_time=1_700_000_000.25, hostname="box", token="a" * 16)
+LINUX_OWNER = dataclasses.replace(OWNER, start_ticks=123_456, boot_id="4ee41f0f-6afd-42e8-94f6-2be46d8dde11")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
@@ -49,7 +50,7 @@ aware_times = st.datetimes(
     started=st.none() | aware_times,
     error=st.none() | st.text(max_size=50),
     attempts=st.integers(0, 1000),
-    owner=st.none() | st.just(OWNER),
+    owner=st.none() | st.just(OWNER) | st.just(LINUX_OWNER),
     meta=st.dictionaries(st.text(max_size=8), json_values, max_size=4),
 )
 def test_record_survives_a_json_round_trip(name, status, created, started, error, attempts, owner, meta):
@@ -82,12 +83,28 @@ def test_from_dict_accepts_a_z_suffix():
         ({"attempts": -1}, "attempts must be a non-negative integer"),
         ({"meta": [1]}, "meta must be an object"),
         ({"owner": {"pid": "x"}}, "owner.pid"),
+        ({"owner": {**OWNER.to_dict(), "start_ticks": -1}}, "owner.start_ticks"),
+        ({"owner": {**OWNER.to_dict(), "start_ticks": 1.5}}, "owner.start_ticks"),
+        ({"owner": {**OWNER.to_dict(), "boot_id": 7}}, "owner.boot_id"),
     ],
 )
 def test_from_dict_names_the_bad_field(change, complaint):
     data = {"name": "a", "status": "queued", "created_at": "2026-01-05T09:00:00+00:00", **change}
     with pytest.raises(ValueError, match=complaint):
         OneOffRecord.from_dict(data)
+
+
+def test_an_owner_written_by_an_older_version_reads_without_the_linux_identity():
+    old = {"pid": 4242, "create_time": 1_700_000_000.25, "hostname": "box", "token": "a" * 16}
+    owner = Owner.from_dict(old)
+    assert owner == OWNER and (owner.start_ticks, owner.boot_id) == (None, None)
+    assert owner.to_dict() == old  # and it is written back unchanged
+
+
+def test_an_owner_with_the_linux_identity_keeps_it_in_json():
+    data = json.loads(json.dumps(LINUX_OWNER.to_dict()))
+    assert (data["start_ticks"], data["boot_id"]) == (123_456, LINUX_OWNER.boot_id)
+    assert Owner.from_dict(data) == LINUX_OWNER
 
 
 def test_record_is_frozen_and_hashable():

@@ -66,34 +66,62 @@ class Owner:
     ``pid`` alone is not enough (PIDs are reused), so the process start time is kept too; ``hostname``
     says which machine the pid belongs to, and ``token`` is random per process, so two owners are the
     same only when they are the same process.
+
+    ``start_ticks`` (the start in clock ticks since boot) and ``boot_id`` (which boot of the machine) are
+    the exact, clock-independent identity on Linux; they are ``None`` where ``/proc`` is missing and in
+    records written by older versions, which then fall back to ``create_time`` (wall-clock seconds, also
+    shown to people). See :func:`~jobmanager_nb.store.ownership.owner_state`.
     """
 
     pid: int
     create_time: float
     hostname: str
     token: str
+    start_ticks: int | None = None
+    boot_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """Plain JSON-ready data; the Linux identity fields appear only when known (older readers ignore them)."""
+        data: dict[str, Any] = {
             "pid": self.pid,
             "create_time": self.create_time,
             "hostname": self.hostname,
             "token": self.token,
         }
+        if self.start_ticks is not None:
+            data["start_ticks"] = self.start_ticks
+        if self.boot_id is not None:
+            data["boot_id"] = self.boot_id
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Owner:
+        """The inverse of :meth:`to_dict`; accepts the older form without ``start_ticks``/``boot_id``."""
         if not isinstance(data, dict):
             raise ValueError(f"owner must be an object, not {type(data).__name__}")
         pid, create_time = data.get("pid"), data.get("create_time")
         hostname, token = data.get("hostname"), data.get("token")
+        start_ticks, boot_id = data.get("start_ticks"), data.get("boot_id")
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise ValueError(f"owner.pid must be a positive integer, not {pid!r}")
         if not isinstance(create_time, (int, float)) or isinstance(create_time, bool):
             raise ValueError(f"owner.create_time must be a number, not {create_time!r}")
         if not isinstance(hostname, str) or not isinstance(token, str):
             raise ValueError("owner.hostname and owner.token must be strings")
-        return cls(pid=pid, create_time=float(create_time), hostname=hostname, token=token)
+        if start_ticks is not None and (
+            not isinstance(start_ticks, int) or isinstance(start_ticks, bool) or start_ticks < 0
+        ):
+            raise ValueError(f"owner.start_ticks must be a non-negative integer or null, not {start_ticks!r}")
+        if boot_id is not None and (not isinstance(boot_id, str) or not boot_id):
+            raise ValueError(f"owner.boot_id must be a non-empty string or null, not {boot_id!r}")
+        return cls(
+            pid=pid,
+            create_time=float(create_time),
+            hostname=hostname,
+            token=token,
+            start_ticks=start_ticks,
+            boot_id=boot_id,
+        )
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.hostname}"

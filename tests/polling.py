@@ -9,10 +9,14 @@ from typing import Any
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.01) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds."""
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` seconds.
+    A ``LookupError`` (a dashboard row not there yet) counts as "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        try:
+            value = predicate()
+        except LookupError:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

@@ -322,3 +322,64 @@ def test_reconciliation_fails_a_reused_pid_and_leaves_another_hosts_records(tmp_
     store.claim("job", owner)
     store.reconcile()
     assert store.get("job").status == expected
+
+
+# ------------------------------------------------------------------------------------------ reconcile on claim
+
+
+def test_a_name_left_started_by_a_killed_kernel_is_rerun_when_claimed_in_an_already_open_store(tmp_path):
+    path = tmp_path / "jobs.json"
+    store = TinyDBStore(path)  # opened before the kernel dies: opening cannot have reconciled it
+    child = Child(HOLDER, path)
+    child.expect("holding")
+    assert store.get("nightly").status == "started"
+    child.kill()
+    assert child.finish() == -signal.SIGKILL
+    dead = store.get("nightly").owner
+    record = store.claim("nightly", _me(), {"kind": "inline"})
+    assert (record.status, record.owner, record.attempts, record.meta) == ("queued", _me(), 1, {"kind": "inline"})
+    assert record.error is None and record.started_at is None
+    assert TinyDBStore(path, reconcile=False).get("nightly") == record  # one write, on disk
+    assert store.get("waiting").owner == dead  # only the claimed name is touched
+    store.mark_started("nightly", _me())
+    assert store.mark_finished("nightly").attempts == 2
+
+
+def test_a_name_queued_by_a_killed_kernel_not_yet_reaped_is_rerun_when_claimed(tmp_path):
+    path = tmp_path / "jobs.json"
+    store = TinyDBStore(path)
+    child = Child(HOLDER, path)
+    child.expect("holding")
+    child.kill()
+    os.waitid(os.P_PID, child.proc.pid, os.WEXITED | os.WNOWAIT)  # dead, still a zombie
+    assert store.claim("waiting", _me()).status == "queued"
+    child.finish()
+
+
+def test_a_name_held_by_a_live_kernel_is_still_refused_when_claimed(tmp_path):
+    from jobmanager_nb.errors import OneOffAlreadyExecutedError
+
+    path = tmp_path / "jobs.json"
+    store = TinyDBStore(path)
+    child = Child(HOLDER, path)
+    child.expect("holding")
+    before = path.read_bytes()
+    for name, status in (("nightly", "started"), ("waiting", "queued")):
+        with pytest.raises(OneOffAlreadyExecutedError, match=f'Its record is "{status}"'):
+            store.claim(name, _me())
+    assert path.read_bytes() == before
+    child.send("\n")
+    assert child.finish() == 0
+    assert store.claim("nightly", _me()).status == "queued"  # now its kernel has exited
+
+
+def test_a_name_held_on_another_host_is_still_refused_when_claimed(tmp_path):
+    import dataclasses
+
+    from jobmanager_nb.errors import OneOffAlreadyExecutedError
+
+    store = TinyDBStore(tmp_path / "jobs.json")
+    store.claim("job", dataclasses.replace(_me(), hostname="elsewhere.example", token="e" * 16))
+    with pytest.raises(OneOffAlreadyExecutedError):
+        store.claim("job", _me())
+    assert store.get("job").owner.hostname == "elsewhere.example"

@@ -372,6 +372,9 @@ def test_no_countdown_means_no_wakeups(manager, open_table):
     table = open_table(manager, tick=0.02, interval=0.01)
     manager.add_job(lambda: None, name="once", offloaded=False)
     wait_until(status_is(table, "once", "finished"))
+    assert manager.flush_events()  # the run's last events have reached the table (they come on their own thread)
+    wait_until(lambda: not table._wake.is_set())
+    assert table._wake.wait(0.3) is False  # a flush that was under way has ended by now
     settled = table.flushes
     assert table._thread.is_alive() and table._wake.wait(0.3) is False  # nothing wakes the flusher
     assert table.flushes == settled

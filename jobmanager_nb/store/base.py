@@ -3,6 +3,11 @@
 :class:`OneOffStore` is what the manager relies on: seven methods. :class:`StoreBase` implements them
 once, over three hooks a backend provides (where the records live, how to lock them, how to save a
 change), and applies the retention rule; the status rules come from :mod:`.records`.
+
+A record is *orphaned* when it is ``queued`` or ``started`` and its owner is gone
+(:func:`~jobmanager_nb.store.ownership.owner_state`). :meth:`StoreBase.reconcile` marks every orphan
+``failed``; :meth:`StoreBase.claim` does the same to the one orphan it meets, in the same locked change,
+and then claims the name as a rerun, so a name left behind by a dead kernel can be claimed again at once.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ class OneOffStore(Protocol):
     """Where one-off job records live. Every method is thread-safe."""
 
     def claim(self, name: str, owner: Owner, meta: Mapping[str, Any] | None = None) -> OneOffRecord:
-        """Insert ``queued`` or requeue a ``failed`` record; else raise ``OneOffAlreadyExecutedError``."""
+        """Insert ``queued`` or requeue a ``failed`` (or orphaned) record; else ``OneOffAlreadyExecutedError``."""
         ...
 
     def mark_started(self, name: str, owner: Owner) -> OneOffRecord: ...
@@ -86,9 +91,21 @@ class StoreBase(ABC):
     # -- the interface -------------------------------------------------------------------------------
 
     def claim(self, name: str, owner: Owner, meta: Mapping[str, Any] | None = None) -> OneOffRecord:
+        """A new ``queued`` record for ``name``, owned by ``owner``; or a rerun of a ``failed`` one.
+
+        A ``queued``/``started`` record whose owner is gone is first marked ``failed`` (as
+        :meth:`reconcile` would) and then claimed as a rerun, in one locked change; one whose owner is
+        alive, or on another host, raises ``OneOffAlreadyExecutedError``, as a finished one does.
+        """
         check_name(name)
         meta_copy = check_meta(meta)
-        return self._change(name, lambda rec, now: claim_record(rec, name, owner, meta_copy, now))
+
+        def step(existing: OneOffRecord | None, now: datetime) -> OneOffRecord:
+            if existing is not None and _orphaned(existing):
+                existing = interrupt_record(existing, now)
+            return claim_record(existing, name, owner, meta_copy, now)
+
+        return self._change(name, step)
 
     def mark_started(self, name: str, owner: Owner) -> OneOffRecord:
         return self._change(name, lambda rec, now: start_record(_found(rec, name), owner, now))
@@ -135,11 +152,7 @@ class StoreBase(ABC):
         """
         with self._exclusive():
             now = self._clock.now()
-            orphans = [
-                interrupt_record(r, now)
-                for r in self._current().values()
-                if r.is_active and (r.owner is None or owner_state(r.owner) == "gone")
-            ]
+            orphans = [interrupt_record(r, now) for r in self._current().values() if _orphaned(r)]
             if orphans:
                 self._save(orphans, [])
             return orphans
@@ -177,6 +190,11 @@ class StoreBase(ABC):
         finished = (r for r in records.values() if r.status == "finished" and r.name != new.name)
         oldest = heapq.nsmallest(count - keep, finished, key=_finish_order)
         return [r.name for r in oldest]
+
+
+def _orphaned(record: OneOffRecord) -> bool:
+    """``queued``/``started``, and its owner is gone (or unknown): nobody will ever finish it."""
+    return record.is_active and (record.owner is None or owner_state(record.owner) == "gone")
 
 
 def _finish_order(record: OneOffRecord) -> datetime:

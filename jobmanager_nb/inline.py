@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -172,7 +173,8 @@ class InlineRunner:
                 return
         except (KeyboardInterrupt, SystemExit) as exc:
             self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
-            raise
+            if _someone_to_interrupt():
+                raise
         except BaseException as exc:  # the job's own error, whatever it is
             self._done(run, attempt, exc=exc)
         else:
@@ -195,7 +197,8 @@ class InlineRunner:
             self._done(run, attempt, exc=exc, outcome="timed_out" if timed_out else "cancelled")
         except (KeyboardInterrupt, SystemExit) as exc:
             self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
-            raise
+            if _someone_to_interrupt():
+                raise
         except BaseException as exc:  # the job's own error (its own TimeoutError included)
             self._done(run, attempt, exc=exc)
         else:
@@ -235,6 +238,12 @@ class InlineRunner:
             outcome = "failed"
             error = _user_traceback(exc)
         self._finish(run, attempt, outcome, error=error, exc=exc)
+
+
+def _someone_to_interrupt() -> bool:
+    """True on the main thread, where an Interrupt is meant for the code running there (the cell waiting
+    for the job); on the private loop thread nobody is, so the run's ending is the whole story."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def _user_traceback(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from any other thread it hands the coroutine to the loop and blocks on the resul
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 __all__ = ["LoopThread", "run_blocking", "running_loop"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("jobmanager_nb")
 
 _patched: set[int] = set()
 
@@ -35,6 +38,7 @@ class LoopThread:
     def __init__(self, name: str = "jobmanager_nb-inline") -> None:
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        self._stopping = False
         self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.thread.start()
         self._ready.wait()
@@ -43,7 +47,11 @@ class LoopThread:
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._ready.set)
         try:
-            self.loop.run_forever()
+            while not self._stopping:
+                try:
+                    self.loop.run_forever()
+                except BaseException:  # a callback let something escape: keep serving the other ones
+                    log.exception("jobmanager_nb: an error escaped the inline loop; it keeps running")
         finally:
             try:
                 pending = asyncio.all_tasks(self.loop)
@@ -57,6 +65,7 @@ class LoopThread:
     def stop(self, timeout: float = 5.0) -> None:
         if self.loop.is_closed():
             return
+        self._stopping = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         if threading.current_thread() is not self.thread:
             self.thread.join(timeout)

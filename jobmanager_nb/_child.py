@@ -10,12 +10,21 @@ the socket's descriptor and the read ends of the two pipes. It then:
    listener thread, parked until a task arrives;
 2. blocks until the parent sends ``("task", spec)`` — a spare worker sleeps here; ``("stop",)``
    or end of file (the parent died) makes it exit quietly;
-3. applies the environment, working directory and ``sys.path`` of the task, and lets the listener
-   thread read the parent's messages for the rest of the run, delivering them to
-   :mod:`jobmanager_nb.worker` and ending the whole process group at once when the parent goes away;
-4. sends ``("started", pid)`` and runs the script or calls the function;
-5. waits for the job's non-daemon threads and ``atexit`` callbacks, as an interpreter exit would,
+3. prepares the task without running any of the job's code: applies its environment, working
+   directory and ``sys.path``, decodes its data, and loads its target (compiles the script, imports
+   the function's module or unpickles the function); a failure here ends the run with an
+   ``("end", outcome)`` frame before it started;
+4. sends ``("ready", pid)`` and blocks until the parent answers: ``("go",)`` starts the job,
+   ``("abort",)`` (the run was cancelled or killed before it started) or end of file makes the
+   worker exit quietly with code 0, the job's code never having run;
+5. after ``go``, lets the listener thread read the parent's messages for the rest of the run,
+   delivering them to :mod:`jobmanager_nb.worker` and ending the whole process group at once when
+   the parent goes away, and runs the script or calls the function;
+6. waits for the job's non-daemon threads and ``atexit`` callbacks, as an interpreter exit would,
    forwards the remaining output, sends ``("end", outcome)`` and leaves with ``os._exit``.
+
+A function job's module is imported in step 3, so its top-level code runs even for a run that is
+then aborted; a script's top level and a function's body run only after ``go``.
 
 The frames a worker sends are listed in ``docs/job-scripts.md`` ("The protocol").
 """
@@ -83,6 +92,8 @@ def _serve(conn_fd: int, out_fd: int, err_fd: int) -> int:
     spec: dict[str, Any] = frame[1]
     budget.limit = spec.get("output_limit", budget.limit)
     outcome = _run_task(channel, spec, gate, pump.drain)
+    if outcome is None:
+        return 0  # the parent did not start it (cancelled or killed before it started)
     _wind_down()
     pump.drain()
     try:  # noqa: SIM105  (contextlib is one import more in every worker)
@@ -104,27 +115,48 @@ def _setup_stdio() -> None:
 
 def _run_task(
     channel: Channel, spec: dict[str, Any], gate: threading.Lock, drain: Callable[[], None]
-) -> dict[str, Any]:
-    """Run the job; return the outcome dict that goes into the ``end`` frame."""
-    name: str = spec["name"]
+) -> dict[str, Any] | None:
+    """Prepare the job, ask the parent whether to start it, and run it if told to.
+
+    Returns the outcome dict that goes into the ``end`` frame, or None when the parent answered
+    anything but ``go`` (then none of the job's code ran beyond its module's import).
+    """
     try:
         job_data = _prepare(spec)
         worker._install(channel, job_data, _run_info(spec), drain)
-        gate.release()  # from now on the listener thread delivers the parent's messages
-        channel.send(("started", os.getpid()))
+        target = _load_target(spec)
+    except BaseException as exc:
+        return _ended_by(exc, spec["name"])
+    if not _parent_says_go(channel):
+        return None
+    gate.release()  # from now on the listener thread delivers the parent's messages
+    try:
         if spec["target_kind"] == "script":
-            _run_script(spec["target"])
+            _run_script(spec["target"], target)
             result = None
         else:
-            result = _call(_load_callable(spec), job_data)
-    except SystemExit as exc:
-        code = _exit_status(exc)
-        if code == 0:
-            return _finished(None)
-        return _failed(exit_code_reason(name, code), code)
+            result = _call(target, job_data)
     except BaseException as exc:
-        return _failed(_format_exception(exc), 1)
+        return _ended_by(exc, spec["name"])
     return _finished(result)
+
+
+def _ended_by(exc: BaseException, name: str) -> dict[str, Any]:
+    """The outcome of a job that raised ``exc`` (``SystemExit`` included, as an interpreter treats it)."""
+    if isinstance(exc, SystemExit):
+        code = _exit_status(exc)
+        return _finished(None) if code == 0 else _failed(exit_code_reason(name, code), code)
+    return _failed(_format_exception(exc), 1)
+
+
+def _parent_says_go(channel: Channel) -> bool:
+    """Tell the parent the job is ready and wait for its answer: True for ``("go",)`` only."""
+    try:
+        channel.send(("ready", os.getpid()))
+        answer = channel.recv()
+    except (EOFError, OSError):
+        return False  # the parent is gone: nothing was started, nothing is left to do
+    return bool(answer == ("go",))
 
 
 def _prepare(spec: dict[str, Any]) -> Any:
@@ -166,10 +198,42 @@ def _run_info(spec: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def _run_script(path: str) -> None:
-    import runpy
+def _load_target(spec: dict[str, Any]) -> Any:
+    """What :func:`_run_task` runs after ``go``: a script's compiled code (None for what only
+    :mod:`runpy` can run: a directory, a zip file, a ``.pyc``), or the function to call."""
+    if spec["target_kind"] != "script":
+        return _load_callable(spec)
+    path: str = spec["target"]
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f'job "{spec["name"]}": there is no script at "{path}"; check the path given to add_job '
+            "(a relative path is taken from the job's cwd)"
+        )
+    if not (path.endswith(".py") and os.path.isfile(path)):
+        return None
+    import io
 
-    runpy.run_path(path, run_name="__main__")
+    with io.open_code(path) as file:
+        source = file.read()
+    return compile(source, path, "exec", dont_inherit=True)
+
+
+def _run_script(path: str, code: Any) -> None:
+    """Run a script as ``__main__``, as ``runpy.run_path(path, run_name="__main__")`` does."""
+    if code is None:
+        import runpy
+
+        runpy.run_path(path, run_name="__main__")
+        return
+    module = type(sys)("__main__")
+    module.__dict__.update(__file__=path, __cached__=None, __loader__=None, __package__="", __spec__=None)
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = module
+    try:
+        exec(code, module.__dict__)
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 def _load_callable(spec: dict[str, Any]) -> Any:
@@ -274,7 +338,8 @@ def _safe_repr(value: Any) -> str:
 
 
 def _format_exception(exc: BaseException) -> str:
-    """The full traceback text, without the frames of this module and of runpy above the job."""
+    """The full traceback text, without the frames of this module and of runpy above the job; only
+    the exception itself when no frame is the job's (a syntax error, a missing script or cwd)."""
     import traceback
 
     tb = exc.__traceback__
@@ -283,7 +348,7 @@ def _format_exception(exc: BaseException) -> str:
     while tb is not None and tb.tb_frame.f_code.co_filename in skip:
         tb = tb.tb_next
     if tb is None:
-        tb = exc.__traceback__
+        return "".join(traceback.format_exception_only(type(exc), exc)).rstrip("\n")
     return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip("\n")
 
 

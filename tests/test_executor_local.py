@@ -393,7 +393,7 @@ def test_cancel_and_kill_of_a_queued_run_end_it_without_starting() -> None:
         queued.cancel()
         killed.kill()
         outcome = queued_events.outcome()
-        assert (outcome.status, outcome.error, outcome.cancelled) == ("failed", "cancelled", True)
+        assert (outcome.status, outcome.error, outcome.cancelled) == ("failed", "cancelled before it started", True)
         assert queued_events.kinds() == ["exited"]
         assert killed_events.outcome().error == 'Worker for job "X" was killed before it started'
         blocker.cancel()

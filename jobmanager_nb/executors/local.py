@@ -7,8 +7,16 @@ to a spare at once and a replacement is started behind it. No process ever runs 
 
 One background I/O thread watches every worker's socket, output pipes and exit, and calls each
 run's listener, in order: ``started``, then ``message`` / ``progress`` / ``output`` as they happen,
-and exactly one ``exited`` last. ``submit``, :class:`RunHandle` methods and ``shutdown`` may be
-called from any thread (a listener included); they never wait for a process to start.
+and exactly one ``exited`` last.
+
+Starting is a gate: the worker prepares the task (environment, working directory, ``sys.path``,
+target loaded), says ``ready`` and waits; the I/O thread answers ``go`` (and only then emits
+``started``) unless the run was cancelled or killed in the meantime, in which case it answers
+``abort`` and the job's code never runs. So a cancel that arrives before ``started`` always means
+"never started", and one after it is a cancel of a running job.
+
+``submit``, :class:`RunHandle` methods and ``shutdown`` may be called from any thread (a listener
+included); they never wait for a process to start.
 
 Worker processes ignore SIGINT and live in their own session, so the notebook's Interrupt button
 does not reach them; they end themselves when this process dies, spares included.
@@ -27,7 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from jobmanager_nb._exits import returncode_reason
 from jobmanager_nb._wire import encode
@@ -59,8 +67,13 @@ class _Run(RunHandle):
         self.task_frame = encode(("task", executor._task_spec(task)))
         self.outbox: collections.deque[bytes] = collections.deque()
         self.process: WorkerProcess | None = None
-        self.task_sent = False
-        self.started = False
+        self.task_sent = False  # guarded by the process's send_lock, like answer_sent
+        # The start gate: None until decided (under the executor's lock), then "go" or "abort";
+        # the worker is told once it has the task (see ProcessExecutor._flush).
+        self.answer: Literal["go", "abort"] | None = None
+        self.answer_sent = False
+        self.abort_outcome: RunOutcome | None = None  # how an aborted run ends, unless it was killed
+        self.started = False  # answer == "go"
         self.settled = False
         self.cancel_sent = False
         self.cancel_deadline: float | None = None
@@ -70,7 +83,7 @@ class _Run(RunHandle):
         # A worker that dies before the job starts (a spare killed while idle) is replaced: enough
         # times to get past every spare that may have died at the same moment.
         self.retries_left = executor.spares + 1
-        self.handing_over = False  # handed to a worker that has not said "started" yet
+        self.handing_over = False  # handed to a worker that has not been told "go" yet
         self._executor = executor
         self._done = threading.Event()
 
@@ -227,7 +240,7 @@ class ProcessExecutor(Executor):
             self._queue.clear()
             if first:
                 for run in queued:
-                    self._commands.append(functools.partial(self._settle, run, _cancelled_outcome()))
+                    self._commands.append(functools.partial(self._settle, run, _cancelled_before_start()))
                 self._commands.append(lambda: self._cancel_running(timeout))
         self._wake()
         if threading.current_thread() is self._thread:
@@ -268,7 +281,9 @@ class ProcessExecutor(Executor):
         }
 
     def _flush(self, run: _Run) -> None:
-        """Send the task (once) and then any queued messages to the run's worker, in order."""
+        """Send what the run's worker has not been sent yet, in order: the task, the start gate's
+        answer once decided, and, after ``go`` only, the messages posted to the run. A run aborted
+        before its task was sent sends ``stop`` instead, so its worker never sees the task."""
         process = run.process
         if process is None:
             return
@@ -277,25 +292,37 @@ class ProcessExecutor(Executor):
                 return
             try:
                 if not run.task_sent:
+                    if run.answer == "abort":
+                        process.sock.sendall(encode(("stop",)))
+                        run.task_sent = run.answer_sent = True
+                        return
                     process.sock.sendall(run.task_frame)
                     run.task_sent = True
-                while run.outbox:
-                    process.sock.sendall(run.outbox.popleft())
+                if run.answer is not None and not run.answer_sent:
+                    process.sock.sendall(encode((run.answer,)))
+                    run.answer_sent = True
+                if run.answer == "go":
+                    while run.outbox:
+                        process.sock.sendall(run.outbox.popleft())
             except OSError:
                 pass  # the worker is gone; the I/O thread reports how it ended
 
     def _cancel(self, run: _Run, grace: float | None) -> None:
         if grace is not None and grace < 0:
             raise ValueError(f"grace must be 0 or more seconds, not {grace!r}")
+        send = flush = False
         with self._lock:
             if run.settled:
                 return
             if run.process is None:  # still queued: it never starts
                 if run in self._queue:
                     self._queue.remove(run)
-                    self._commands.append(functools.partial(self._settle, run, _cancelled_outcome()))
-                send = False
-            else:
+                    self._commands.append(functools.partial(self._settle, run, _cancelled_before_start()))
+            elif run.answer is None:  # handed to a worker that has not been told "go": it never starts
+                self._abort_locked(run, _cancelled_before_start())
+                self._commands.append(functools.partial(self._settle, run, _cancelled_before_start()))
+                flush = True
+            elif run.answer == "go":
                 send = not run.cancel_sent
                 run.cancel_sent = True
                 if grace is not None:
@@ -303,11 +330,14 @@ class ProcessExecutor(Executor):
                     if run.cancel_deadline is None or deadline < run.cancel_deadline:
                         run.cancel_deadline = deadline
                         run.cancel_grace = grace
+        if flush:
+            self._flush(run)
         if send:
             run.post_message("cancel")
         self._wake()
 
     def _kill(self, run: _Run) -> None:
+        flush = False
         with self._lock:
             if run.settled:
                 return
@@ -318,9 +348,21 @@ class ProcessExecutor(Executor):
                     error = f'Worker for job "{run.name}" was killed before it started'
                     self._commands.append(functools.partial(self._settle, run, RunOutcome("failed", error=error)))
             elif run.kill_reason is None:
-                run.kill_reason = f'Worker for job "{run.name}" was killed'
+                if run.answer is None:
+                    self._abort_locked(run, None)
+                    flush = True
+                before = "" if run.started else " before it started"
+                run.kill_reason = f'Worker for job "{run.name}" was killed{before}'
                 self._commands.append(process.kill)
+        if flush:
+            self._flush(run)
         self._wake()
+
+    def _abort_locked(self, run: _Run, outcome: RunOutcome | None) -> None:
+        """Close the start gate of a handed-over run for good: its worker is told ``abort`` (or
+        ``stop``) and the job's code never runs. ``outcome`` is how the run ends (None: by its kill)."""
+        run.answer = "abort"
+        run.abort_outcome = outcome
 
     def _wake(self) -> None:
         with self._lock:
@@ -539,10 +581,8 @@ class ProcessExecutor(Executor):
         run = process.run
         if run is None or run.settled:
             return
-        if kind == "started":
-            run.started = True
-            self._handed_over(run)
-            self._emit(run, WorkerEvent("started", run.run_id, payload=frame[1]))
+        if kind == "ready":
+            self._open_gate(run, frame[1])
         elif kind == "message":
             message = self._unpickle(run, frame[1], "message")
             self._emit(run, WorkerEvent("message", run.run_id, payload=message))
@@ -553,12 +593,33 @@ class ProcessExecutor(Executor):
         elif kind == "progress":
             self._emit(run, WorkerEvent("progress", run.run_id, payload=(frame[1], frame[2])))
         elif kind == "end":
+            if run.answer == "abort":
+                return  # its preparation failed after all; the abort (or the kill) settles it
             end = frame[1]
             result = None if end["result"] is None else self._unpickle(run, end["result"], "result")
             self._settle(
                 run,
                 RunOutcome(end["status"], result=result, error=end["error"], exit_code=end["exit_code"]),
             )
+
+    def _open_gate(self, run: _Run, pid: int) -> None:
+        """The worker has prepared ``run`` and waits: answer ``go`` and emit ``started``, unless the
+        run was cancelled or killed before (then it was answered ``abort`` already) or the executor
+        is shutting down (then it is aborted now, as a cancelled run)."""
+        with self._lock:
+            if run.answer is None:
+                if self._closing:
+                    self._abort_locked(run, _cancelled_before_start())
+                else:
+                    run.answer = "go"
+                    run.started = True
+            go = run.started
+        self._flush(run)
+        if go:
+            self._handed_over(run)
+            self._emit(run, WorkerEvent("started", run.run_id, payload=pid))
+        elif run.abort_outcome is not None:
+            self._settle(run, run.abort_outcome)
 
     def _unpickle(self, run: _Run, data: bytes, what: str) -> Any:
         try:
@@ -587,7 +648,7 @@ class ProcessExecutor(Executor):
             self._handed_over(run)
             with self._lock:
                 retry = (
-                    not run.started
+                    run.answer is None
                     and run.retries_left > 0
                     and run.kill_reason is None
                     and not run.cancel_sent
@@ -596,7 +657,7 @@ class ProcessExecutor(Executor):
                 if retry:
                     run.retries_left -= 1
                     run.process = None
-                    run.task_sent = False
+                    run.task_sent = run.answer_sent = False
                     self._queue.appendleft(run)
             if retry:
                 log.warning(
@@ -627,6 +688,8 @@ class ProcessExecutor(Executor):
     def _exit_outcome(self, run: _Run, returncode: int | None, lost: str | None) -> RunOutcome:
         if run.kill_reason is not None:
             return RunOutcome("failed", error=run.kill_reason, exit_code=returncode, cancelled=run.cancel_timed_out)
+        if run.abort_outcome is not None:
+            return run.abort_outcome
         if lost is not None or returncode is None:
             return RunOutcome("failed", error=f'Worker for job "{run.name}" was lost: {lost}')
         if returncode == 0 and run.started:
@@ -702,7 +765,7 @@ class ProcessExecutor(Executor):
             queued, self._queue = list(self._queue), collections.deque()
             self._closing = True
         for run in queued:
-            self._settle(run, _cancelled_outcome())
+            self._settle(run, _cancelled_before_start())
         try:
             self._launcher.close()
         except Exception:
@@ -729,7 +792,13 @@ def _linger_deadline(process: WorkerProcess) -> float | None:
     return None if process.kill_requested else process.deadline
 
 
+def _cancelled_before_start() -> RunOutcome:
+    """How a run ends that was cancelled before its job's code ran (queued, or being handed over)."""
+    return RunOutcome("failed", error="cancelled before it started", cancelled=True)
+
+
 def _cancelled_outcome() -> RunOutcome:
+    """How a run ends whose job answered a cancel with ``"cancelled"``."""
     return RunOutcome("failed", error="cancelled", cancelled=True)
 
 

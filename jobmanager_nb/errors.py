@@ -7,6 +7,7 @@ can catch them the way they would catch the built-in equivalents.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ __all__ = [
     "JobReferenceError",
     "OneOffAlreadyExecutedError",
     "StoreError",
+    "StoreWriteError",
 ]
 
 
@@ -65,6 +67,24 @@ class StoreError(JobManagerError):
 
 class CorruptStoreError(StoreError, ValueError):
     """The store file is not a jobmanager_nb store (corrupt or foreign); it was left untouched."""
+
+
+class StoreWriteError(StoreError):
+    """The one-off store could not be written (or created): read-only or permission-denied folder, full
+    disk, I/O error. The message names the file, the OS error and the fix.
+
+    ``path`` is the store file (``None`` for a store that has no file); ``os_error`` is the
+    :class:`OSError` behind it (``None`` if there was none). A change that raised this was not made: the
+    file is as it was, so the same call can be retried once the fault is fixed.
+    """
+
+    def __init__(self, message: str, path: Path | None = None, os_error: OSError | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.os_error = os_error
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep path and os_error when pickled (e.g. across processes)
+        return (type(self), (str(self), self.path, self.os_error))
 
 
 class InvalidRecordError(StoreError, ValueError):

@@ -12,10 +12,16 @@ renewed by each write) are unchanged is not parsed again, and each record's JSON
 change re-encodes one record, not all of them. The file is read and written here, not through TinyDB:
 its JSONStorage rewrites the file in place (a kill mid-write truncates it) and does not lock. TinyDB can
 still read the file.
+
+Any ``OSError`` while creating the folder or file, taking the lock or writing becomes a
+:class:`~jobmanager_nb.errors.StoreWriteError` naming the file, the OS error and the fix. A failed change
+leaves the file as it was and the cache as it was (the cache only follows a write that landed), so the
+same call succeeds once the fault is gone.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -26,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobmanager_nb.clock import Clock
-from jobmanager_nb.errors import CorruptStoreError, StoreError
+from jobmanager_nb.errors import CorruptStoreError, StoreError, StoreWriteError
 from jobmanager_nb.store.atomic import remove_stale_temp_files, write_atomically
 from jobmanager_nb.store.base import DEFAULT_MAX_FINISHED, StoreBase
 from jobmanager_nb.store.records import OneOffRecord
@@ -57,7 +63,10 @@ class TinyDBStore(StoreBase):
 
     Opening it creates the file (mode 0o600) and its folder (0o700) when missing, refuses a corrupt or
     foreign file with :class:`~jobmanager_nb.errors.CorruptStoreError` (leaving it untouched), and, with
-    ``reconcile=True``, marks records whose owning process has exited as ``failed``.
+    ``reconcile=True``, marks records whose owning process has exited as ``failed``. It needs write
+    access to the folder (for the lock file, at least): a folder or file that cannot be created or
+    written raises :class:`~jobmanager_nb.errors.StoreWriteError`, as does any change that cannot be
+    written, leaving the file unchanged.
     """
 
     def __init__(
@@ -84,16 +93,25 @@ class TinyDBStore(StoreBase):
         self.reconciled: list[OneOffRecord] = []
         """What opening the store marked ``failed`` because the owning process was gone."""
 
-        if not self._path.parent.is_dir():
-            self._path.parent.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
-        self._file_lock = _make_file_lock(self._path, lock_timeout)
+        self._opening = True
+        try:
+            if not self._path.parent.is_dir():
+                # os.makedirs, not Path.mkdir: one OS-level call site for every Python version
+                os.makedirs(self._path.parent, mode=_DIR_MODE, exist_ok=True)
+            self._file_lock = _make_file_lock(self._path, lock_timeout)
+        except OSError as exc:
+            raise self._write_error(exc) from exc
         with self._exclusive():
             self._refresh()
             if self._key is None:
                 self._save([], [])
-            remove_stale_temp_files(self._path)
+            try:
+                remove_stale_temp_files(self._path)
+            except OSError as exc:
+                raise self._write_error(exc) from exc
             if reconcile:
                 self.reconciled = self.reconcile()
+        self._opening = False
 
     @property
     def path(self) -> Path:
@@ -123,6 +141,8 @@ class TinyDBStore(StoreBase):
                     f"another process is holding the lock on the one-off store {self._path}. The lock "
                     "is released when its holder exits; if a kernel hangs there, restart that kernel."
                 ) from None
+            except OSError as exc:  # the lock file cannot be created or opened for writing
+                raise self._write_error(exc) from exc
             try:
                 yield
             finally:
@@ -161,9 +181,7 @@ class TinyDBStore(StoreBase):
         try:
             written = write_atomically(self._path, data, mode=_FILE_MODE)
         except OSError as exc:
-            raise StoreError(
-                f"Could not write the one-off store {self._path}: {exc}. Nothing was changed."
-            ) from exc
+            raise self._write_error(exc) from exc
         # The file now holds the change: bring the cache in line with it.
         for name in deletes:
             self._records.pop(name, None)
@@ -193,7 +211,10 @@ class TinyDBStore(StoreBase):
             self._forget()
             return
         except OSError as exc:
-            raise StoreError(f"Could not read the one-off store {self._path}: {exc}") from exc
+            raise StoreError(
+                f"Could not read the one-off store {self._path} ({_os_error_text(exc)}). Check that this "
+                "user may read it, or choose another path with JobManager(store=...)."
+            ) from exc
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -273,12 +294,56 @@ class TinyDBStore(StoreBase):
             )
         return content
 
+    def _write_error(self, exc: OSError) -> StoreWriteError:
+        """The :class:`StoreWriteError` for ``exc``: the file, the OS error, the fix, and what became of it."""
+        return StoreWriteError(_write_error_message(self._path, exc, opening=self._opening), self._path, exc)
+
     def _corrupt(self, what: str, *, fix: str = "") -> CorruptStoreError:
         fix = fix or (
             "It was left untouched: move it aside (e.g. rename it to jobs.json.bad) to start an empty store "
             "there, or pass another path."
         )
         return CorruptStoreError(f"Cannot use {self._path} as a one-off job store: {what}. {fix}")
+
+
+_READ_ONLY_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def _write_error_message(path: Path, exc: OSError, *, opening: bool = False) -> str:
+    """What a :class:`StoreWriteError` says: the store file, the OS error (errno name and text, and the
+    file it hit when that is not a temporary one), the fix for its kind, and that nothing changed."""
+    hit = Path(os.fsdecode(exc.filename)) if exc.filename is not None else None
+    # the folder we could not list, or the one in which a file or folder could not be made
+    folder = path.parent if hit is None else hit if os.path.isdir(hit) else hit.parent
+    temp = hit is not None and hit.name.startswith(f".{path.name}.") and hit.name.endswith(".tmp")
+    on = f" on {hit}" if hit is not None and hit != path and not temp else ""
+    if exc.errno in _READ_ONLY_ERRNOS:
+        fix = (
+            f"the folder {folder} is read-only or not writable by this user. Choose a writable path with "
+            "JobManager(store=...) or fix the folder's permissions."
+        )
+    elif exc.errno in _FULL_ERRNOS:
+        fix = (
+            f"the disk holding {folder} is full (or this user's disk quota is used up). Free some space "
+            "there, or choose a path on another disk with JobManager(store=...)."
+        )
+    else:
+        fix = f"check the disk holding {folder}, or choose another path with JobManager(store=...)."
+    if opening:
+        doing, outcome = "open", "The store was not opened."
+    else:
+        doing = "write"
+        outcome = "Nothing was changed: the file is as it was, so the same call can be retried once this is fixed."
+    return f"Could not {doing} the one-off store {path} ({_os_error_text(exc)}{on}): {fix} {outcome}"
+
+
+def _os_error_text(exc: OSError) -> str:
+    """``EACCES: Permission denied``: the errno's name and the system's text for it."""
+    if exc.errno is None:
+        return str(exc)
+    name = errno.errorcode.get(exc.errno, f"errno {exc.errno}")
+    return f"{name}: {exc.strerror or os.strerror(exc.errno)}"
 
 
 def _make_file_lock(path: Path, timeout: float) -> BaseFileLock:

@@ -44,7 +44,9 @@ class Event:
     """Something that happened to job ``name``.
 
     ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``started`` →
-    ``{"attempt"}``; ``output`` → ``{"stream", "text"}``; ``progress`` → ``{"fraction", "text"}``;
+    ``{"attempt"}``; ``output`` → ``{"stream", "text"}`` (consecutive writes are merged into one event
+    when a subscriber falls behind; ``"dropped"`` then counts the characters left out past
+    ``OUTPUT_BATCH_LIMIT``); ``progress`` → ``{"fraction", "text"}``;
     ``failed`` → ``{"error", "cancelled"}``, or ``{"error", "retrying": True, "retry_in"}`` when the
     run will be retried in ``retry_in`` seconds; ``skipped`` → ``{"reason"}``; ``message`` →
     ``{"message"}``; ``scheduled`` → ``{"next_run"}``; the others → ``{}``.
@@ -58,6 +60,45 @@ class Event:
 
 
 Subscriber = Callable[[Event], None]
+
+
+OUTPUT_BATCH_LIMIT = 1_000_000
+"""Characters one merged ``output`` event carries at most (the newest are kept)."""
+
+
+class _OutputBatch:
+    """Consecutive ``output`` events of one run and stream, waiting for a subscriber that fell behind:
+    delivered as one event, so a printing job can never queue millions of them."""
+
+    __slots__ = ("chunks", "dropped", "first", "size")
+
+    def __init__(self, first: Event) -> None:
+        self.first = first
+        self.chunks: deque[str] = deque([first.data["text"]])
+        self.size = len(first.data["text"])
+        self.dropped = 0
+
+    def matches(self, event: Event) -> bool:
+        first = self.first
+        same_run = event.run_id == first.run_id and event.name == first.name
+        return same_run and event.data["stream"] == first.data["stream"]
+
+    def add(self, text: str) -> None:
+        self.chunks.append(text)
+        self.size += len(text)
+        while self.size > OUTPUT_BATCH_LIMIT and len(self.chunks) > 1:
+            oldest = self.chunks.popleft()
+            self.size -= len(oldest)
+            self.dropped += len(oldest)
+
+    def event(self) -> Event:
+        if len(self.chunks) == 1 and not self.dropped:
+            return self.first
+        data = {**self.first.data, "text": "".join(self.chunks)}
+        if self.dropped:
+            data["dropped"] = self.dropped
+        first = self.first
+        return Event(first.kind, first.name, first.at, first.run_id, data)
 
 
 class _Deferred:
@@ -74,7 +115,7 @@ class EventBus:
 
     def __init__(self, thread_name: str = "jobmanager_nb-events") -> None:
         self._cond = threading.Condition(threading.Lock())
-        self._pending: deque[Event | _Deferred] = deque()
+        self._pending: deque[Event | _OutputBatch | _Deferred] = deque()
         self._subscribers: tuple[Subscriber, ...] = ()
         self._busy = False  # the thread holds an item it has not finished delivering
         self._thread: threading.Thread | None = None
@@ -105,6 +146,13 @@ class EventBus:
         """Queue ``event`` for every subscriber; returns at once."""
         with self._cond:
             if not self._subscribers or self._stopped:
+                return
+            if event.kind == "output":
+                last = self._pending[-1] if self._pending else None
+                if isinstance(last, _OutputBatch) and last.matches(event):
+                    last.add(event.data["text"])  # a subscriber fell behind: merge, never pile up
+                    return
+                self._enqueue(_OutputBatch(event))
                 return
             self._enqueue(event)
 
@@ -148,7 +196,7 @@ class EventBus:
         thread.join(timeout)
         return not thread.is_alive()
 
-    def _enqueue(self, item: Event | _Deferred) -> None:
+    def _enqueue(self, item: Event | _OutputBatch | _Deferred) -> None:
         """Called with the lock held."""
         self._pending.append(item)
         if self._thread is None:
@@ -171,6 +219,8 @@ class EventBus:
             if isinstance(item, _Deferred):
                 _run_isolated(item.action)
                 continue
+            if isinstance(item, _OutputBatch):
+                item = item.event()
             for subscriber in subscribers:
                 try:
                     subscriber(item)

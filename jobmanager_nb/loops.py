@@ -79,7 +79,12 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
 
             nest_asyncio2.apply(loop)
             _patched.add(id(loop))
-        return loop.run_until_complete(coro)
+        task = asyncio.ensure_future(coro, loop=loop)
+        try:
+            return loop.run_until_complete(task)
+        except BaseException:
+            _abandon(task)  # an Interrupt went through the nested loop: the wait is over, quietly
+            raise
     if loop.is_running():
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
     if loop.is_closed():
@@ -88,3 +93,11 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
     # The loop exists but nobody runs it (e.g. it was captured inside asyncio.run() that has ended):
     # run it here, in this thread, for the duration of the wait.
     return loop.run_until_complete(coro)
+
+
+def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task``, or retrieve its outcome, so that nobody later logs it as never retrieved."""
+    if not task.done():
+        task.cancel()
+    elif not task.cancelled():
+        task.exception()

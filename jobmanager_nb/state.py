@@ -140,8 +140,12 @@ class RunState:
 
     def snapshot(self) -> JobRun:
         output = "".join(self.output) if self.output else ""
-        if self.output_dropped:
-            output = f"[{self.output_dropped:,} earlier characters of output were dropped]\n{output}"
+        dropped = self.output_dropped
+        if len(output) > OUTPUT_LIMIT:
+            dropped += len(output) - OUTPUT_LIMIT
+            output = output[-OUTPUT_LIMIT:]
+        if dropped:
+            output = f"[{dropped:,} earlier characters of output were dropped]\n{output}"
         return JobRun(
             name=self.job.name,
             run_id=self.run_id,
@@ -162,19 +166,24 @@ class RunState:
         )
 
     def add_output(self, text: str) -> None:
-        """Keep ``text``, dropping the oldest output past :data:`OUTPUT_LIMIT` characters (O(1) amortised)."""
-        if len(text) > OUTPUT_LIMIT:
-            self.output_dropped += len(text) - OUTPUT_LIMIT
-            text = text[-OUTPUT_LIMIT:]
+        """Keep ``text``; only the newest :data:`OUTPUT_LIMIT` characters are shown. Trimming waits for a
+        quarter of the limit of slack and then cuts once, so each write costs O(1) amortised whatever
+        the sizes of the writes."""
         output = self.output
         if output is None:
             output = self.output = deque()
         output.append(text)
         self.output_size += len(text)
-        while self.output_size > OUTPUT_LIMIT:
-            oldest = output.popleft()
-            self.output_size -= len(oldest)
-            self.output_dropped += len(oldest)
+        if self.output_size > OUTPUT_LIMIT + OUTPUT_LIMIT // 4:
+            while self.output_size - len(output[0]) >= OUTPUT_LIMIT:
+                oldest = output.popleft()
+                self.output_size -= len(oldest)
+                self.output_dropped += len(oldest)
+            excess = self.output_size - OUTPUT_LIMIT
+            if excess > 0:
+                output[0] = output[0][excess:]
+                self.output_size -= excess
+                self.output_dropped += excess
 
     def drop_output(self) -> int:
         """Forget the captured output (the history's budget is spent); returns the characters freed."""

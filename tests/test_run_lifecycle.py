@@ -1,0 +1,557 @@
+"""The run lifecycle under the paths users take every day: Cancel, the Interrupt button, close(), a
+failing store, endless sessions. One test (or a few) per defect of the lifecycle issue, through the
+public API; each failed on the code before the run state machine."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import signal
+import sys
+import threading
+import time
+import tracemalloc
+import weakref
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobManagerError, JobNotFoundError
+from jobmanager_nb.events import Event
+from jobmanager_nb.executors.local import ProcessExecutor
+from jobmanager_nb.state import HISTORY_OUTPUT_LIMIT, OUTPUT_LIMIT
+
+JOBS = Path(__file__).resolve().parent / "manager_jobs"
+sys.path.insert(0, str(JOBS))
+import lifecycle_jobs  # noqa: E402
+import mjobs  # noqa: E402
+
+WAIT = 30.0
+
+
+def ended_run(manager: JobManager, name: str, timeout: float = WAIT):  # type: ignore[no-untyped-def]
+    """The run ``manager.wait`` reports, failed or not."""
+    try:
+        return manager.wait(name, timeout)
+    except JobFailedError as failed:
+        return failed.run
+
+
+# 1. Cancel that does not cancel ------------------------------------------------------------------
+
+
+def test_a_run_cancelled_while_queued_in_a_busy_executor_never_runs(tmp_path: Path) -> None:
+    executor = ProcessExecutor(max_workers=1)
+    ready = threading.Event()
+    m = JobManager(executor=executor, worker_message_handler=lambda message: ready.set())
+    flag, marker = tmp_path / "flag", tmp_path / "marker"
+    try:
+        m.add_job(lifecycle_jobs.hold, name="holder", data={"flag": str(flag)})
+        assert ready.wait(WAIT)
+        m.add_job(lifecycle_jobs.touch, name="toucher", data={"marker": str(marker)})
+        assert m.cancel("toucher") is True
+        run = ended_run(m, "toucher")
+        assert (run.status, run.outcome, run.cancelled) == ("failed", "cancelled", True)
+        flag.touch()  # the slot frees up: a cancelled run must not take it
+        assert m.wait("holder", WAIT).result == "released"
+        m.wait_all(WAIT)
+    finally:
+        m.close(timeout=10)
+        executor.shutdown(timeout=10)
+    assert not marker.exists()
+
+
+def test_remove_job_right_after_add_job_means_the_job_never_runs(tmp_path: Path) -> None:
+    m = JobManager()
+    try:
+        for i in range(20):
+            m.add_job(lifecycle_jobs.touch, name=f"touch{i}", data={"marker": str(tmp_path / f"m{i}")})
+            m.remove_job(f"touch{i}")
+        m.wait_all(WAIT)
+        assert [run.outcome for run in m.runs()] == ["cancelled"] * 20
+    finally:
+        m.close(timeout=10)  # the executor's processes are gone after this: a late start would show now
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_removing_a_job_during_its_retry_backoff_drops_the_next_attempt() -> None:
+    clock = FakeClock()
+    m = JobManager(clock=clock, inline_concurrency=1, retry_backoff=5)
+    attempts: list[int] = []
+
+    def flaky() -> None:
+        attempts.append(1)
+        raise RuntimeError("fails every time")
+
+    try:
+        m.add_job(flaky, offloaded=False, retries=3)
+        assert wait_for(lambda: m.job("flaky").status == "retrying")
+        m.remove_job("flaky")
+        m.wait_all(WAIT)
+        run = m.runs("flaky")[-1]
+        assert run.outcome == "cancelled" and "during its retry backoff" in (run.error or "")
+        # The backoff ends; a sentinel due just after it runs behind any retry on the one-slot queue.
+        m.add_job(lambda: "sentinel", name="sentinel", offloaded=False, at=clock.now() + timedelta(seconds=6))
+        clock.advance(timedelta(seconds=7))
+        assert m.wait("sentinel", WAIT).result == "sentinel"
+        assert attempts == [1]
+    finally:
+        m.close(timeout=5)
+
+
+def wait_for(predicate, timeout: float = WAIT) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+# 2. One Interrupt breaks the manager for good -----------------------------------------------------
+
+
+def test_an_interrupt_in_a_synchronous_inline_job_ends_that_run_and_the_queue_goes_on() -> None:
+    async def main() -> None:
+        m = JobManager()  # the home loop is this one, on the main thread: like a kernel's
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt  # what the Interrupt button raises in the code running in the kernel
+
+        try:
+            m.add_job(interrupted, offloaded=False)
+            with pytest.raises(KeyboardInterrupt):
+                m.wait("interrupted", WAIT)  # the cell waiting for it is interrupted too
+            (run,) = m.runs("interrupted")
+            assert run.outcome == "cancelled" and "KeyboardInterrupt" in (run.error or "")
+            m.add_job(lambda: 42, name="after", offloaded=False)
+            assert (await m.await_completion("after", WAIT)).result == 42
+            m.add_job(mjobs.add, data={"a": 1, "b": 2})
+            assert (await m.await_completion("add", WAIT)).result == 3
+        finally:
+            await m.shutdown(timeout=10)
+
+    asyncio.run(main())
+
+
+def test_an_interrupt_in_an_inline_job_on_the_private_loop_never_stops_that_loop() -> None:
+    m = JobManager()  # no running loop here: inline jobs run on the manager's own loop thread
+    try:
+
+        def interrupted() -> None:
+            raise KeyboardInterrupt
+
+        m.add_job(interrupted, offloaded=False)
+        assert ended_run(m, "interrupted").outcome == "cancelled"
+        m.add_job(lambda: "still here", name="after", offloaded=False)
+        assert m.wait("after", WAIT).result == "still here"
+    finally:
+        m.close(timeout=5)
+
+
+# 3. An Interrupt during event delivery wedges the bus ----------------------------------------------
+
+
+def test_an_interrupt_in_a_subscriber_does_not_stop_delivery_waits_or_close() -> None:
+    m = JobManager()
+    seen: list[str] = []
+    interrupted: list[bool] = []
+
+    def subscriber(event: Event) -> None:
+        if event.kind == "started" and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+        seen.append(event.kind)
+
+    m.subscribe(subscriber)
+    m.add_job(lambda: 1, name="first", offloaded=False)
+    assert m.wait("first", WAIT).result == 1
+    m.add_job(lambda: 2, name="second", offloaded=False)
+    assert m.wait("second", WAIT).result == 2
+    assert m.flush_events(WAIT)
+    assert interrupted and seen.count("finished") == 2
+    m.close(timeout=5)
+
+
+def test_a_real_sigint_while_a_printing_job_runs_and_a_slow_subscriber_listens_leaves_all_working() -> None:
+    async def main() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as ipykernel does while a cell runs
+        m = JobManager()
+        started = threading.Event()
+
+        def slow_subscriber(event: Event) -> None:
+            if event.kind == "output":
+                time.sleep(0.0001)
+
+        def printer() -> None:
+            started.set()
+            for i in range(2_000_000):
+                print(i)
+
+        def interrupt() -> None:
+            assert started.wait(WAIT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+        m.subscribe(slow_subscriber)
+        try:
+            m.add_job(printer, offloaded=False)
+            threading.Thread(target=interrupt).start()
+            # The Interrupt reaches the waiting cell, as itself or as the cancelled run it ended.
+            with pytest.raises((KeyboardInterrupt, JobFailedError)):
+                m.wait("printer", WAIT)
+            assert m.job("printer").status == "cancelled"
+            m.add_job(lambda: "inline after", name="inline", offloaded=False)
+            m.add_job(mjobs.add, data={"a": 2, "b": 2})
+            assert (await m.await_completion("inline", WAIT)).result == "inline after"
+            assert (await m.await_completion("add", WAIT)).result == 4
+            await m.all_settled(WAIT)
+        finally:
+            await m.shutdown(timeout=10)
+
+    asyncio.run(main())
+
+
+# 4. close() during a retry backoff ---------------------------------------------------------------
+
+
+def test_close_during_a_retry_backoff_returns_at_once_and_later_waits_return() -> None:
+    m = JobManager(retry_backoff=60)
+
+    def flaky() -> None:
+        raise RuntimeError("fails")
+
+    m.add_job(flaky, offloaded=False, retries=2)
+    assert wait_for(lambda: m.job("flaky").status == "retrying")
+    started = time.monotonic()
+    m.close(timeout=5)  # no TimeoutError: nothing runs during a backoff
+    assert time.monotonic() - started < 5
+    run = ended_run(m, "flaky", timeout=5)
+    assert run.outcome == "cancelled" and run.attempt == 1
+    m.wait_all(timeout=5)
+
+
+# 5. A stale waiter blocks the others -------------------------------------------------------------
+
+
+def test_a_timed_out_wait_in_a_finished_asyncio_run_does_not_block_the_other_waiters() -> None:
+    m = JobManager()
+    gate = threading.Event()
+    try:
+        m.add_job(lambda: gate.wait(WAIT), name="slow", offloaded=False)
+
+        async def impatient() -> None:
+            with pytest.raises(TimeoutError):
+                await m.await_completion("slow", timeout=0.01)
+
+        asyncio.run(impatient())  # its loop is closed now
+        heard: list[object] = []
+        waiter = threading.Thread(target=lambda: heard.append(m.wait("slow", WAIT).result))
+        waiter.start()
+        all_waiter = threading.Thread(target=lambda: heard.append(m.wait_all(WAIT)))
+        all_waiter.start()
+        gate.set()
+        waiter.join(WAIT)
+        all_waiter.join(WAIT)
+        assert sorted(map(str, heard)) == ["None", "True"]
+    finally:
+        m.close(timeout=5)
+
+
+# 7. Output past the cap turns quadratic ----------------------------------------------------------
+
+
+def test_a_job_printing_550k_lines_keeps_the_newest_output_in_linear_time() -> None:
+    m = JobManager()
+    try:
+
+        def printer() -> None:
+            for i in range(550_000):
+                print(i)
+
+        m.add_job(printer, offloaded=False)
+        run = m.wait("printer", timeout=20)  # the list-based buffer took ~30 s of the kernel's thread
+        assert run.output.endswith("549999\n")
+        kept = run.output.split("\n", 1)[1]
+        assert run.output.startswith("[") and "earlier characters of output were dropped" in run.output
+        assert OUTPUT_LIMIT - 10 <= len(kept) <= OUTPUT_LIMIT
+    finally:
+        m.close(timeout=5)
+
+
+# 8. History keeps failed runs alive --------------------------------------------------------------
+
+
+class Payload:
+    def __init__(self) -> None:
+        self.data = bytearray(20_000_000)
+
+
+def test_only_the_latest_failed_run_of_a_job_keeps_its_exception_and_frames() -> None:
+    m = JobManager()
+    refs: list[weakref.ref[Payload]] = []
+
+    def failing() -> None:
+        local = Payload()
+        refs.append(weakref.ref(local))
+        raise ValueError("boom")
+
+    try:
+        for _ in range(15):
+            m.add_job(failing, offloaded=False)
+            try:
+                m.wait("failing", WAIT)
+            except JobFailedError:
+                pass
+        gc.collect()
+        assert sum(ref() is not None for ref in refs) == 1  # the latest run keeps its exception
+        runs = m.runs("failing")
+        assert len(runs) == 15 and all("ValueError: boom" in (run.error or "") for run in runs)
+    finally:
+        m.close(timeout=5)
+
+
+def test_output_kept_across_the_history_is_capped() -> None:
+    m = JobManager()
+    try:
+
+        def printer(digit: str):  # type: ignore[no-untyped-def]
+            return lambda: print(digit * 999_999)
+
+        for i in range(60):
+            m.add_job(printer(str(i % 10)), name="printer", offloaded=False)
+            m.wait("printer", WAIT)
+        runs = m.runs("printer")
+        kept = sum(len(run.output) for run in runs)
+        assert len(runs) == 60 and kept <= HISTORY_OUTPUT_LIMIT + 60 * 100
+        assert runs[-1].output == "9" * 999_999 + "\n"  # the newest run keeps its output whole
+        assert "were dropped" in runs[0].output
+    finally:
+        m.close(timeout=5)
+
+
+# 9. A synchronous inline job that waits for another inline job ------------------------------------
+
+
+def test_a_synchronous_inline_job_waiting_for_an_inline_job_gets_an_error_at_once() -> None:
+    m = JobManager()
+    try:
+
+        def outer() -> object:
+            m.add_job(lambda: "inner ran", name="inner", offloaded=False)
+            return m.wait("inner")
+
+        m.add_job(outer, offloaded=False)
+        run = ended_run(m, "outer")
+        assert run.outcome == "failed" and "JobManagerError" in (run.error or "")
+        assert "async def" in (run.error or "") and "offloaded=True" in (run.error or "")
+        assert m.wait("inner", WAIT).result == "inner ran"
+    finally:
+        m.close(timeout=5)
+
+
+def test_a_synchronous_inline_job_may_still_wait_for_an_offloaded_job() -> None:
+    m = JobManager()
+    try:
+
+        def outer() -> object:
+            m.add_job(mjobs.add, data={"a": 20, "b": 22})
+            return m.wait("add", WAIT).result
+
+        m.add_job(outer, offloaded=False)
+        assert m.wait("outer", WAIT).result == 42
+    finally:
+        m.close(timeout=5)
+
+
+# 11. Timeouts are mislabelled ---------------------------------------------------------------------
+
+
+def test_a_retry_after_a_timeout_that_fails_on_its_own_is_not_called_timed_out() -> None:
+    m = JobManager(kill_grace=0.2, retry_backoff=0.01)
+    try:
+        m.add_job(lifecycle_jobs.slow_then_value_error, timeout=0.5, retries=1)
+        run = ended_run(m, "slow_then_value_error")
+        assert run.attempt == 2 and run.outcome == "failed"
+        assert "ValueError: the second attempt's own error" in (run.error or "")
+        assert not (run.error or "").startswith("timed out")
+    finally:
+        m.close(timeout=10)
+
+
+def test_a_jobs_own_timeout_error_is_a_failure_with_its_traceback() -> None:
+    m = JobManager()
+    try:
+
+        async def query() -> None:
+            raise TimeoutError("the database did not answer")
+
+        m.add_job(query, offloaded=False, timeout=30)
+        inline = ended_run(m, "query")
+        assert inline.outcome == "failed" and "TimeoutError: the database did not answer" in (inline.error or "")
+        assert "in query" in (inline.error or "")
+        m.add_job(lifecycle_jobs.own_timeout, timeout=30)
+        offloaded = ended_run(m, "own_timeout")
+        assert offloaded.outcome == "failed" and not (offloaded.error or "").startswith("timed out")
+        assert "TimeoutError: the database did not answer" in (offloaded.error or "")
+    finally:
+        m.close(timeout=10)
+
+
+def test_the_managers_own_timeout_is_labelled_timed_out() -> None:
+    m = JobManager()
+    try:
+
+        async def sleepy() -> None:
+            await asyncio.sleep(60)
+
+        m.add_job(sleepy, offloaded=False, timeout=0.05)
+        run = ended_run(m, "sleepy")
+        assert run.outcome == "timed_out" and run.error == "timed out after 0.05 s"
+    finally:
+        m.close(timeout=5)
+
+
+# 12. wait() on a name never registered; timed-out waits leave callbacks behind -----------------------
+
+
+def test_waiting_without_a_timeout_for_a_name_never_added_raises_at_once() -> None:
+    m = JobManager()
+    try:
+        m.add_job(lambda: None, name="refresh", offloaded=False)
+        outcome: list[BaseException] = []
+
+        def typo() -> None:
+            try:
+                m.wait("refersh")
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=typo, daemon=True)
+        thread.start()
+        thread.join(WAIT)
+        assert not thread.is_alive(), "wait() on an unknown name blocked"
+        (error,) = outcome
+        assert isinstance(error, JobNotFoundError) and "refersh" in str(error) and "refresh" in str(error)
+        assert "timeout=" in str(error)
+        with pytest.raises(TimeoutError):
+            m.wait("added-later", timeout=0.01)  # with a timeout it may wait for a job added later
+    finally:
+        m.close(timeout=5)
+
+
+def test_twenty_thousand_timed_out_waits_leave_nothing_behind() -> None:
+    clock = FakeClock()
+    m = JobManager(clock=clock)
+    try:
+        m.add_job(lambda: None, name="nightly", at="every day", offloaded=False)
+        with pytest.raises(TimeoutError):
+            m.wait("nightly", timeout=0)  # warm up
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        for _ in range(20_000):
+            with pytest.raises(TimeoutError):
+                m.wait("nightly", timeout=0)
+        gc.collect()
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        tracemalloc.stop()
+        assert grown < 1_000_000, f"{grown:,} bytes kept by 20,000 timed-out waits"
+    finally:
+        m.close(timeout=5)
+
+
+# Smaller ones -------------------------------------------------------------------------------------
+
+
+def test_a_job_in_its_retry_backoff_says_retrying_and_when() -> None:
+    clock = FakeClock()
+    m = JobManager(clock=clock, retry_backoff=4)
+
+    def flaky() -> None:
+        raise RuntimeError("fails")
+
+    try:
+        m.add_job(flaky, offloaded=False, retries=1)
+        assert wait_for(lambda: m.job("flaky").status == "retrying")
+        current = m.job("flaky").current_run
+        assert current is not None and current.phase == "retrying"
+        assert current.retry_at is not None and current.retry_at - clock.now() == timedelta(seconds=4)
+        clock.advance(timedelta(seconds=4))
+        run = ended_run(m, "flaky")
+        assert run.attempt == 2 and run.outcome == "failed" and m.job("flaky").status == "failed"
+    finally:
+        m.close(timeout=5)
+
+
+def test_a_subscriber_that_waits_for_an_offloaded_job_stalls_no_worker() -> None:
+    m = JobManager()
+    heard: list[object] = []
+    done = threading.Event()
+
+    def subscriber(event: Event) -> None:
+        if event.kind == "started" and event.name == "add":
+            heard.append(m.wait("add", WAIT).result)  # blocks this (the event) thread only
+            done.set()
+
+    m.subscribe(subscriber)
+    try:
+        m.add_job(mjobs.add, data={"a": 1, "b": 1})
+        assert done.wait(WAIT) and heard == [2]
+    finally:
+        m.close(timeout=10)
+
+
+def test_an_error_handler_that_waits_for_another_offloaded_job_stalls_no_worker() -> None:
+    heard: list[object] = []
+    done = threading.Event()
+    m: JobManager
+
+    def on_error(error: BaseException, meta: dict[str, object]) -> None:
+        m.add_job(mjobs.add, data={"a": 2, "b": 3})
+        heard.append(m.wait("add", WAIT).result)
+        done.set()
+
+    m = JobManager(error_handler=on_error)
+    try:
+        m.add_job(mjobs.fail)
+        with pytest.raises(JobFailedError):
+            m.wait("fail", WAIT)
+        assert done.wait(WAIT) and heard == [5]
+    finally:
+        m.close(timeout=10)
+
+
+def test_close_leaves_a_callers_executor_running() -> None:
+    executor = ProcessExecutor()
+    m = JobManager(executor=executor)
+    m.add_job(mjobs.add, data={"a": 1, "b": 2})
+    assert m.wait("add", WAIT).result == 3
+    m.close(timeout=10)
+    other = JobManager(executor=executor)  # still usable by another manager
+    try:
+        other.add_job(mjobs.add, data={"a": 3, "b": 4})
+        assert other.wait("add", WAIT).result == 7
+    finally:
+        other.close(timeout=10)
+        executor.shutdown(timeout=10)
+
+
+def test_waits_for_a_run_that_can_no_longer_come_end_when_the_manager_closes() -> None:
+    m = JobManager()
+    m.add_job(lambda: None, name="nightly", at="every day", offloaded=False)
+    raised: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            m.wait("nightly", WAIT)
+        except BaseException as exc:
+            raised.append(exc)
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    assert wait_for(lambda: bool(m._next_waiters))
+    m.close(timeout=5)
+    thread.join(WAIT)
+    (error,) = raised
+    assert isinstance(error, JobManagerError) and "shut down" in str(error)

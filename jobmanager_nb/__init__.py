@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         JobReferenceError,
         OneOffAlreadyExecutedError,
         StoreError,
+        StoreWriteError,
     )
     from jobmanager_nb.events import Event
     from jobmanager_nb.handle import JobHandle
@@ -47,6 +48,7 @@ _LAZY = {
     "JobReferenceError": "jobmanager_nb.errors",
     "OneOffAlreadyExecutedError": "jobmanager_nb.errors",
     "StoreError": "jobmanager_nb.errors",
+    "StoreWriteError": "jobmanager_nb.errors",
     "Event": "jobmanager_nb.events",
     "JobManager": "jobmanager_nb.manager",
     "JobHandle": "jobmanager_nb.handle",
@@ -86,6 +88,7 @@ __all__ = [
     "RunContext",
     "Schedule",
     "StoreError",
+    "StoreWriteError",
     "SystemClock",
     "TinyDBStore",
     "current_run",

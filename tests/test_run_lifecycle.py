@@ -5,6 +5,7 @@ public API; each failed on the code before the run state machine."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -300,10 +301,8 @@ def test_only_the_latest_failed_run_of_a_job_keeps_its_exception_and_frames() ->
     try:
         for _ in range(15):
             m.add_job(failing, offloaded=False)
-            try:
+            with contextlib.suppress(JobFailedError):
                 m.wait("failing", WAIT)
-            except JobFailedError:
-                pass
         gc.collect()
         assert sum(ref() is not None for ref in refs) == 1  # the latest run keeps its exception
         runs = m.runs("failing")

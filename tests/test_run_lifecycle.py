@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import os
 import signal
@@ -18,8 +19,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from store_faults import write_fault
 
-from jobmanager_nb import FakeClock, JobFailedError, JobManager, JobManagerError, JobNotFoundError
+from jobmanager_nb import (
+    FakeClock,
+    JobFailedError,
+    JobManager,
+    JobManagerError,
+    JobNotFoundError,
+    OneOffAlreadyExecutedError,
+    StoreError,
+    TinyDBStore,
+)
 from jobmanager_nb.events import Event
 from jobmanager_nb.executors.local import ProcessExecutor
 from jobmanager_nb.state import HISTORY_OUTPUT_LIMIT, OUTPUT_LIMIT
@@ -258,6 +269,74 @@ def test_a_timed_out_wait_in_a_finished_asyncio_run_does_not_block_the_other_wai
         assert sorted(map(str, heard)) == ["None", "True"]
     finally:
         m.close(timeout=5)
+
+
+# 6. A store write that fails at the end of a one-off ---------------------------------------------
+
+
+def test_a_one_off_whose_finished_record_cannot_be_written_is_never_runnable_again(tmp_path: Path) -> None:
+    with write_fault(errno.ENOSPC, tmp_path) as fault:
+        path = fault.folder / "jobs.json"
+        m = JobManager(path)
+
+        def succeeds_then_the_disk_fills() -> str:
+            fault.start()
+            return "done"
+
+        closed = False
+        try:
+            m.add_one_off_job(succeeds_then_the_disk_fills, name="refresh", offloaded=False)
+            with pytest.raises(StoreError) as raised:  # no error handler: the wait says what went wrong
+                m.wait("refresh", WAIT)
+            assert str(path) in str(raised.value) and "No space left on device" in str(raised.value)
+            assert m.job("refresh").last_run.outcome == "finished"  # the job itself succeeded
+            with pytest.raises(StoreError):  # waiting on the one-off says so too, instead of polling for ever
+                m.wait_one_off("refresh", timeout=WAIT)
+            assert m.has_executed_successfully("refresh")
+            with pytest.raises(OneOffAlreadyExecutedError):
+                m.add_one_off_job(succeeds_then_the_disk_fills, name="refresh", offloaded=False)
+            fault.clear()
+            m.close(timeout=5)  # at the latest, close() writes what the store refused
+            closed = True
+        finally:
+            fault.clear()
+            if not closed:
+                m.close(timeout=5)
+        assert TinyDBStore(path).get("refresh").status == "finished"  # type: ignore[union-attr]
+        other = JobManager(path)  # a later kernel: the one-off is done, not rerunnable
+        try:
+            with pytest.raises(OneOffAlreadyExecutedError):
+                other.add_one_off_job(succeeds_then_the_disk_fills, name="refresh", offloaded=False)
+        finally:
+            other.close(timeout=5)
+
+
+def test_an_error_handler_hears_of_a_record_that_could_not_be_written(tmp_path: Path) -> None:
+    heard: list[tuple[BaseException, dict[str, object]]] = []
+    told = threading.Event()
+
+    def on_error(error: BaseException, meta: dict[str, object]) -> None:
+        heard.append((error, meta))
+        told.set()
+
+    with write_fault(errno.EACCES, tmp_path) as fault:
+        m = JobManager(fault.folder / "jobs.json", error_handler=on_error)
+        try:
+
+            def succeeds_then_the_folder_is_locked() -> str:
+                fault.start()
+                return "done"
+
+            m.add_one_off_job(succeeds_then_the_folder_is_locked, name="report", offloaded=False)
+            assert m.wait("report", WAIT).result == "done"  # the handler heard of it: the wait succeeds
+            assert told.wait(WAIT)
+            ((error, meta),) = heard
+            assert isinstance(error, StoreError) and meta["store_error"] is error and meta["name"] == "report"
+            assert m.wait_one_off("report", timeout=WAIT).status == "finished"  # from memory: the file says started
+        finally:
+            fault.clear()
+            m.close(timeout=5)
+        assert TinyDBStore(fault.folder / "jobs.json").get("report").status == "finished"  # type: ignore[union-attr]
 
 
 # 7. Output past the cap turns quadratic ----------------------------------------------------------

@@ -93,6 +93,8 @@ _CSS = f"""
 .jm-table .jm-s-finished {{ background: #15803d; }}
 .jm-table .jm-s-failed {{ background: #b91c1c; }}
 .jm-table .jm-s-paused {{ background: #b45309; }}
+.jm-table .jm-s-retrying {{ background: #6d28d9; }}
+.jm-table .jm-s-cancelled {{ background: #4b5563; }}
 .jm-table .jm-s-idle {{ background: #9ca3af; }}
 .jm-table .jm-o-finished {{ color: #15803d; }}
 .jm-table .jm-o-failed {{ color: #b91c1c; }}
@@ -838,7 +840,7 @@ def _summary_html(infos: Iterable[JobInfo]) -> str:
     if total == 0:
         return '<span class="jm-muted">No jobs yet.</span>'
     parts = [f"{total} job{'s' if total != 1 else ''}"]
-    for status in ("started", "queued", "failed", "paused", "scheduled"):
+    for status in ("started", "queued", "retrying", "failed", "cancelled", "paused", "scheduled"):
         if counts.get(status):
             parts.append(f'<span class="jm-o-{status}">{counts[status]} {status}</span>')
     return " · ".join(parts)

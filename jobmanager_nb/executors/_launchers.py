@@ -7,7 +7,9 @@ only code.
 
 * :class:`ForkServerLauncher` (``"forkserver"``): one :mod:`jobmanager_nb._zygote` process per
   executor forks workers on request; asking costs the parent one ``sendmsg``, the pid and later
-  the exit status come back on the control socket.
+  the exit status come back on the control socket. The server's stderr is a pipe that the I/O
+  thread drains whenever it is readable (:meth:`Launcher.drain_server_output`), so that a chatty
+  preload module can never block the server; its last 8 KiB are kept for the log when it dies.
 * :class:`SpawnLauncher` (``"spawn"``): ``subprocess.Popen`` of ``python -c``; the exit is seen
   through a pidfd on Linux, else through the worker's socket closing.
 
@@ -16,6 +18,8 @@ The I/O thread of the executor is the only caller.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import socket
@@ -32,6 +36,9 @@ from jobmanager_nb.executors._process import WorkerProcess
 __all__ = ["ForkServerLauncher", "Launcher", "Notice", "SpawnLauncher", "package_root"]
 
 log = logging.getLogger("jobmanager_nb")
+
+_READ_SIZE = 1 << 16
+_STDERR_TAIL = 8 << 10  # bytes of the fork server's stderr kept for the log when it dies
 
 
 def package_root() -> str:
@@ -71,6 +78,15 @@ class Launcher:
     def on_control(self) -> list[Notice]:
         """Read what the control socket says."""
         return []
+
+    def server_output(self) -> io.FileIO | None:
+        """The read end of a helper process's stderr, which the I/O thread watches and drains with
+        :meth:`drain_server_output` whenever it is readable; None when there is none. A new helper
+        gets a new object (compare them by identity)."""
+        return None
+
+    def drain_server_output(self) -> None:
+        """Read (and keep only a bounded tail of) what the helper wrote; close the pipe at its end."""
 
     def close(self, timeout: float = 1.0) -> list[Notice]:
         """Stop helper processes; returns a ``lost`` notice for every worker it still knew about."""
@@ -120,6 +136,8 @@ class ForkServerLauncher(Launcher):
         self._by_pid: dict[int, WorkerProcess] = {}
         self._next_request = 0
         self._ready = False
+        self._stderr: io.FileIO | None = None  # read end of the server's stderr, drained by the I/O thread
+        self._stderr_tail = bytearray()  # the last _STDERR_TAIL bytes of it
         self.failed_starts = 0  # servers in a row that died before saying "ready"
 
     def _start_server(self) -> socket.socket:
@@ -128,19 +146,27 @@ class ForkServerLauncher(Launcher):
         except (AttributeError, OSError):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         statement = f"from jobmanager_nb._zygote import main; main({theirs.fileno()}, {list(self._preload)!r})"
+        err_r, err_w = os.pipe()
         try:
             self._server = subprocess.Popen(
                 _bootstrap(statement),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=err_w,
                 pass_fds=(theirs.fileno(),),
                 close_fds=True,
                 start_new_session=True,
             )
+        except BaseException:
+            os.close(err_r)
+            ours.close()
+            raise
         finally:
             theirs.close()
-        os.set_blocking(self._server.stderr.fileno(), False)  # type: ignore[union-attr]
+            os.close(err_w)
+        os.set_blocking(err_r, False)
+        self._stderr = open(err_r, "rb", buffering=0)  # noqa: SIM115  (closed by _close_stderr)
+        self._stderr_tail.clear()
         self._ctrl = ours
         self._frames = FrameBuffer()
         self._ready = False
@@ -158,6 +184,38 @@ class ForkServerLauncher(Launcher):
 
     def control_socket(self) -> socket.socket | None:
         return self._ctrl
+
+    def server_output(self) -> io.FileIO | None:
+        return self._stderr
+
+    def drain_server_output(self, limit: int = 16) -> None:
+        """Read up to ``limit`` chunks of the server's stderr (the selector calls again if there is
+        more), keeping the last 8 KiB; close the pipe at its end."""
+        pipe = self._stderr
+        if pipe is None:
+            return
+        tail = self._stderr_tail
+        for _ in range(limit):
+            try:
+                data = pipe.read(_READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                data = b""
+            if data is None:
+                return  # nothing more for now
+            if not data:
+                self._close_stderr()
+                return
+            tail += data
+            if len(tail) > _STDERR_TAIL:
+                del tail[:-_STDERR_TAIL]
+
+    def _close_stderr(self) -> None:
+        pipe, self._stderr = self._stderr, None
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
 
     def on_control(self) -> list[Notice]:
         ctrl = self._ctrl
@@ -195,30 +253,29 @@ class ForkServerLauncher(Launcher):
 
     def _server_lost(self) -> list[Notice]:
         """The fork server died: its workers' exit statuses are lost (they die with it on Linux)."""
-        detail = ""
         if not self._ready:
             self.failed_starts += 1
         server = self._server
+        code: int | None = None
         if server is not None:
-            try:
-                if server.stderr is not None:
-                    detail = (server.stderr.read() or b"").decode("utf-8", "replace").strip()
-            except OSError:
-                pass
             try:
                 code = server.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 server.kill()
                 code = server.wait()
-            if server.stderr is not None:
-                server.stderr.close()
+        self.drain_server_output(limit=4)  # the server is gone: the rest of its stderr is there to read
+        self._close_stderr()
+        detail = self._stderr_tail.decode("utf-8", "replace").strip()
+        self._stderr_tail.clear()
+        if server is not None:
             log.warning(
                 "jobmanager_nb: the worker fork server (pid %s) ended with code %s%s",
                 server.pid,
                 code,
-                f": {detail[-2000:]}" if detail else "",
+                f"; the end of its stderr:\n{detail}" if detail else "",
             )
-        notices = self._lose_all("the worker fork server died, so how this worker ended is unknown")
+        how = f" (pid {server.pid}, exit code {code})" if server is not None else ""
+        notices = self._lose_all(f"the worker fork server died{how}, so how this worker ended is unknown")
         self._server = None
         return notices
 
@@ -241,6 +298,5 @@ class ForkServerLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-            if server.stderr is not None:
-                server.stderr.close()
+        self._close_stderr()
         return notices

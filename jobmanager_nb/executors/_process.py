@@ -2,8 +2,11 @@
 
 A :class:`WorkerProcess` is created *before* the OS process exists: it makes the socket pair and
 the two output pipes, and the launcher hands the child's ends to the new process. The worker
-forwards its own output as frames (in order with its other reports); the parent keeps a copy of
-the pipes' read ends only to collect what is left in them when the worker dies. Everything here
+forwards its own output as frames (in order with its other reports), reading its pipes for as long
+as it lives and dropping what is past the output limit, so they never fill up (after ``"done"``
+too); the parent keeps a copy of the pipes' read ends only to collect what is left in them when the
+worker dies (a bounded amount), and then closes them, so a process the job left behind that goes
+on writing gets EPIPE instead of blocking. Everything here
 is non-blocking for the I/O thread: the socket is read with ``MSG_DONTWAIT`` and cut into frames,
 output is decoded incrementally as UTF-8 and bounded. Sending (from any thread) goes through
 :attr:`send_lock`, which also guards closing.
@@ -120,17 +123,18 @@ class WorkerProcess:
         """Decode output the worker forwarded (bounded like :meth:`read_output`)."""
         return self._bounded(stream, data)
 
-    def read_output(self, stream: Stream) -> list[str]:
-        """Decoded text read from ``stream`` (up to about ``max_bytes``), and whether it reached EOF
-        (then the caller closes it with :meth:`close_output`). Past the output limit the text is
-        dropped, after one note saying so.
+    def read_output(self, stream: Stream, max_reads: int = 16) -> list[str]:
+        """Decoded text read from ``stream``: what is in the pipe now, up to ``max_reads`` reads of
+        64 KiB (a process the job started may go on writing into it; the caller closes the pipe with
+        :meth:`close_output` after this, and such a writer then gets EPIPE). Past the output limit
+        the text is dropped, after one note saying so.
         """
         fd = self.outputs.get(stream)
         if fd is None:
             return []
         chunks: list[bytes] = []
         eof = False
-        while True:
+        for _ in range(max_reads):
             try:
                 data = os.read(fd, _READ_SIZE)
             except (BlockingIOError, InterruptedError):

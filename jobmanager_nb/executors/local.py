@@ -196,7 +196,8 @@ class ProcessExecutor(Executor):
 
         self._processes: set[WorkerProcess] = set()  # I/O thread only
         self._selector = selectors.DefaultSelector()
-        self._control: Any = None
+        self._control: Any = None  # what the launcher gave the selector to watch (see _watch_launcher)
+        self._server_output: Any = None
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
         os.set_blocking(wake_w, False)
@@ -484,19 +485,32 @@ class ProcessExecutor(Executor):
         self._selector.register(process.sock, selectors.EVENT_READ, (self._on_conn, process))
         if process.pidfd is not None:
             self._selector.register(process.pidfd, selectors.EVENT_READ, (self._on_pidfd, process))
-        control = self._launcher.control_socket()
-        if control is not None and control is not self._control:
-            self._control = control
-            self._selector.register(control, selectors.EVENT_READ, (self._on_control, None))
+        self._watch_launcher()
         return process
+
+    def _watch_launcher(self) -> None:
+        """Make the selector watch the launcher's control socket and helper stderr of the moment
+        (and no longer any previous ones); called after every launcher call that may change them."""
+        control = self._launcher.control_socket()
+        if control is not self._control:
+            if self._control is not None:
+                self._unregister(self._control)
+            self._control = control
+            if control is not None:
+                self._selector.register(control, selectors.EVENT_READ, (self._on_control, None))
+        output = self._launcher.server_output()
+        if output is not self._server_output:
+            if self._server_output is not None:
+                self._unregister(self._server_output)
+            self._server_output = output
+            if output is not None:
+                self._selector.register(output, selectors.EVENT_READ, (self._on_server_output, None))
 
     def _use_spawn(self) -> None:
         old = self._launcher
         self._launcher = SpawnLauncher()
         self.start_method = "spawn"
-        if self._control is not None:
-            self._unregister(self._control)
-            self._control = None
+        self._watch_launcher()  # before the old launcher closes what the selector watched
         for notice in old.close(timeout=0.5):
             self._on_notice(notice)
 
@@ -522,12 +536,13 @@ class ProcessExecutor(Executor):
         except BlockingIOError:
             pass
 
+    def _on_server_output(self, _: object) -> None:
+        self._launcher.drain_server_output()
+        self._watch_launcher()
+
     def _on_control(self, _: object) -> None:
-        control = self._control
         notices = self._launcher.on_control()
-        if control is not None and self._launcher.control_socket() is not control:
-            self._unregister(control)
-            self._control = None
+        self._watch_launcher()
         for notice in notices:
             self._on_notice(notice)
         launcher = self._launcher

@@ -1,7 +1,8 @@
 """The words for how a worker process ended, shared by the worker and the parent.
 
 ``returncode_reason("x", 3)`` → ``Worker for job "x" exited with code 3``;
-``returncode_reason("x", -11)`` → ``Worker for job "x" was killed by signal SIGSEGV (11)``.
+``returncode_reason("x", -11)`` → ``Worker for job "x" was killed by signal SIGSEGV (11)``;
+``lost_reason("x", "...")`` → ``Worker for job "x" was lost: ...``.
 A negative return code means "killed by that signal", as in :mod:`subprocess`.
 """
 
@@ -9,7 +10,21 @@ from __future__ import annotations
 
 import signal
 
-__all__ = ["exit_code_reason", "returncode_reason", "signal_reason"]
+__all__ = [
+    "exit_code_reason",
+    "external_signal_reason",
+    "is_self_inflicted",
+    "lost_reason",
+    "returncode_reason",
+    "signal_reason",
+]
+
+# Signals a process gets for what it did itself (a crash, abort()), rather than from someone else.
+_SELF_INFLICTED = frozenset(
+    getattr(signal, name)
+    for name in ("SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGSYS", "SIGTRAP")
+    if hasattr(signal, name)
+)
 
 
 def exit_code_reason(name: str, code: int) -> str:
@@ -34,3 +49,27 @@ def returncode_reason(name: str, returncode: int) -> str:
     if returncode < 0:
         return signal_reason(name, -returncode)
     return exit_code_reason(name, returncode)
+
+
+def is_self_inflicted(signum: int) -> bool:
+    """True for a signal a process gets for its own doing (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, ...),
+    False for one someone sent it (SIGKILL, SIGTERM, ...)."""
+    return signum in _SELF_INFLICTED
+
+
+def lost_reason(name: str, reason: str) -> str:
+    """Why a run failed whose worker vanished in a way its executor did not cause: ``reason`` says how."""
+    return f'Worker for job "{name}" was lost: {reason}'
+
+
+def external_signal_reason(name: str, signum: int) -> str:
+    """Why a started run failed when its worker was killed by signal ``signum`` that its executor did
+    not send (see :func:`lost_reason`)."""
+    try:
+        label = signal.Signals(signum).name
+    except ValueError:
+        label = "signal"
+    reason = f"the worker process was killed by signal {signum} ({label}) while the job ran"
+    if signum == getattr(signal, "SIGKILL", 9):
+        reason += "; if nobody killed it, the system may have run out of memory"
+    return lost_reason(name, reason)

@@ -233,16 +233,30 @@ def test_segfault_is_reported_with_the_signal(executor: ProcessExecutor) -> None
     outcome = events.outcome()
     assert outcome.error == 'Worker for job "X" was killed by signal SIGSEGV (11)'
     assert outcome.exit_code == -11
+    assert not outcome.lost  # a crash of its own, not someone else's doing
     assert "Segmentation fault" in events.output("stderr")  # faulthandler's report reaches the output
 
 
-def test_sigkill_from_outside_mentions_memory(executor: ProcessExecutor) -> None:
-    _, events = start(executor, reference("pid_then_sleep", name="X"))
+def test_sigkill_from_outside_is_lost_and_mentions_memory(executor: ProcessExecutor) -> None:
+    handle, events = start(executor, reference("pid_then_sleep", name="X"))
     _, pid = events.wait_message(lambda m: isinstance(m, tuple))
+    assert handle.pid == pid  # type: ignore[attr-defined]
     os.kill(pid, signal.SIGKILL)
-    assert events.outcome().error == (
-        'Worker for job "X" was killed by signal SIGKILL (9); '
+    outcome = events.outcome()
+    assert (outcome.status, outcome.lost, outcome.cancelled, outcome.exit_code) == ("failed", True, False, -9)
+    assert outcome.error == (
+        'Worker for job "X" was lost: the worker process was killed by signal 9 (SIGKILL) while the job ran; '
         "if nobody killed it, the system may have run out of memory"
+    )
+
+
+def test_sigterm_from_outside_is_lost(executor: ProcessExecutor) -> None:
+    handle, events = start(executor, reference("pid_then_sleep", name="X"))
+    events.wait_message(lambda m: isinstance(m, tuple))
+    os.kill(handle.pid, signal.SIGTERM)  # type: ignore[attr-defined]
+    outcome = events.outcome()
+    assert outcome.lost and outcome.error == (
+        'Worker for job "X" was lost: the worker process was killed by signal 15 (SIGTERM) while the job ran'
     )
 
 
@@ -362,7 +376,7 @@ def test_cancel_ignored_is_killed_after_the_grace(executor: ProcessExecutor) -> 
     events.wait_message(lambda m: m == "waiting")
     handle.cancel(grace=0.3)
     outcome = events.outcome(timeout=5)
-    assert outcome.status == "failed" and outcome.cancelled
+    assert outcome.status == "failed" and outcome.cancelled and not outcome.lost
     assert outcome.error == 'Worker for job "X" did not stop within 0.3 s after cancel; killed'
 
 
@@ -372,6 +386,7 @@ def test_kill_ends_the_run_now(executor: ProcessExecutor) -> None:
     handle.kill()
     outcome = events.outcome(timeout=5)
     assert outcome.error == 'Worker for job "X" was killed' and not outcome.cancelled
+    assert not outcome.lost and outcome.exit_code == -9
     assert wait_gone([pid], timeout=5) == []
 
 
@@ -570,7 +585,7 @@ def test_a_dead_fork_server_fails_its_runs_once_and_is_restarted() -> None:
         events.wait_message(lambda m: isinstance(m, tuple))
         server.kill()
         outcome = events.outcome()
-        assert outcome.status == "failed" and outcome.error is not None
+        assert outcome.status == "failed" and outcome.lost and outcome.error is not None
         assert outcome.error.startswith('Worker for job "X" was lost: the worker fork server died')
         _, events = start(ex, reference("add", data={"a": 2, "b": 3}))
         assert events.outcome().result == 5

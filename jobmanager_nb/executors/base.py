@@ -50,13 +50,22 @@ class OffloadedTask:
 @dataclass(frozen=True)
 class RunOutcome:
     """How a run ended. ``status`` is ``finished`` or ``failed``; ``error`` is the reason (with the
-    traceback text for exceptions); ``result`` is the function's return value (None for scripts)."""
+    traceback text for exceptions); ``result`` is the function's return value (None for scripts).
+
+    ``lost`` is True when the job had started and its worker then vanished in a way the executor
+    did not cause, so how far the job got is unknown: killed by a signal the executor did not send
+    (SIGKILL from outside, the OOM killer), or its fork server or connection gone. The run is then
+    ``failed`` and ``error`` contains ``lost:`` followed by the reason. A kill the executor did
+    itself (``kill()``, a cancel's grace running out, shutdown), a crash the process caused itself
+    (SIGSEGV, SIGABRT, ...) and a run that never started are not lost.
+    """
 
     status: Literal["finished", "failed"]
     result: Any = None
     error: str | None = None
     exit_code: int | None = None
     cancelled: bool = False
+    lost: bool = False
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from jobmanager_nb._exits import returncode_reason
+from jobmanager_nb._exits import external_signal_reason, is_self_inflicted, lost_reason, returncode_reason
 from jobmanager_nb._wire import encode
 from jobmanager_nb.executors._launchers import ForkServerLauncher, Launcher, Notice, SpawnLauncher
 from jobmanager_nb.executors._process import Stream, WorkerProcess
@@ -681,7 +681,7 @@ class ProcessExecutor(Executor):
                     lost or returncode_reason(run.name, returncode if returncode is not None else -1),
                 )
             else:
-                self._settle(run, self._exit_outcome(run, returncode, lost))
+                self._settle(run, self._exit_outcome(run, returncode, lost, process.kill_requested))
         with self._lock:
             if run is not None:
                 self._running -= 1
@@ -700,15 +700,26 @@ class ProcessExecutor(Executor):
         elif run is not None and run.started:
             self._spare_deaths = 0
 
-    def _exit_outcome(self, run: _Run, returncode: int | None, lost: str | None) -> RunOutcome:
+    def _exit_outcome(
+        self, run: _Run, returncode: int | None, lost: str | None, killed_by_us: bool = False
+    ) -> RunOutcome:
+        """How ``run`` ended, from its worker's exit (``returncode``: negative for a signal, None when
+        unknown, and then ``lost`` says why). The one place that tells a lost run from a failed one."""
         if run.kill_reason is not None:
             return RunOutcome("failed", error=run.kill_reason, exit_code=returncode, cancelled=run.cancel_timed_out)
         if run.abort_outcome is not None:
             return run.abort_outcome
         if lost is not None or returncode is None:
-            return RunOutcome("failed", error=f'Worker for job "{run.name}" was lost: {lost}')
+            reason = lost or "its exit status never came back"
+            if not run.started:
+                return RunOutcome("failed", error=f'Worker for job "{run.name}" ended before the job started: {reason}')
+            return RunOutcome("failed", error=lost_reason(run.name, reason), lost=True)
         if returncode == 0 and run.started:
             return RunOutcome("finished", exit_code=0)
+        if run.started and returncode < 0 and not killed_by_us and not is_self_inflicted(-returncode):
+            return RunOutcome(
+                "failed", error=external_signal_reason(run.name, -returncode), exit_code=returncode, lost=True
+            )
         error = returncode_reason(run.name, returncode)
         if not run.started:
             error += " before the job started"
@@ -743,9 +754,7 @@ class ProcessExecutor(Executor):
     # --- bookkeeping -------------------------------------------------------------------------------
 
     def _next_timeout(self) -> float | None:
-        deadlines = [
-            d for p in self._processes for d in (_linger_deadline(p), _cancel_deadline(p)) if d is not None
-        ]
+        deadlines = [d for p in self._processes for d in (_linger_deadline(p), _cancel_deadline(p)) if d is not None]
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())

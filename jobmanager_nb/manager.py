@@ -545,7 +545,7 @@ class JobManager:
             error = f"timed out after {run.definition.timeout:g} s ({error})"
         elif outcome.cancelled:
             ending = "cancelled"
-        elif getattr(outcome, "lost", False):
+        elif outcome.lost:
             ending = "lost"
         else:
             ending = "failed"

@@ -339,6 +339,28 @@ def test_an_error_handler_hears_of_a_record_that_could_not_be_written(tmp_path: 
         assert TinyDBStore(fault.folder / "jobs.json").get("report").status == "finished"  # type: ignore[union-attr]
 
 
+# A worker killed by something nobody asked for -------------------------------------------------
+
+
+def test_a_worker_killed_from_outside_ends_its_run_as_lost() -> None:
+    pids: list[int] = []
+    posted = threading.Event()
+
+    def on_message(message: dict[str, object]) -> None:
+        pids.append(int(message["message"]))  # type: ignore[call-overload]
+        posted.set()
+
+    m = JobManager(worker_message_handler=on_message)
+    try:
+        m.add_job(lifecycle_jobs.post_pid_then_sleep)
+        assert posted.wait(WAIT)
+        os.kill(pids[0], signal.SIGKILL)
+        run = ended_run(m, "post_pid_then_sleep")
+        assert run.outcome == "lost" and run.status == "failed" and "lost" in (run.error or "")
+    finally:
+        m.close(timeout=10)
+
+
 # 7. Output past the cap turns quadratic ----------------------------------------------------------
 
 

@@ -35,3 +35,11 @@ def slow_then_value_error(data):
 def own_timeout(data=None):
     """A job whose own code raises TimeoutError (a database driver's, say)."""
     raise TimeoutError("the database did not answer")
+
+
+def post_pid_then_sleep(data=None):
+    """Posts its pid, then sleeps until killed."""
+    import os
+
+    worker.post_message(os.getpid())
+    time.sleep(120)

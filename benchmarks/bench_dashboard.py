@@ -39,7 +39,7 @@ from _harness import Result, print_line, print_table, result
 
 from jobmanager_nb import FakeClock, JobManager
 from jobmanager_nb.events import Event
-from jobmanager_nb.widgets import JobTable
+from jobmanager_nb.notebook.table import JobTable
 
 JOBS = 500
 CLICKS = 20  # Resume clicks per run, each timed until its row shows the Pause button

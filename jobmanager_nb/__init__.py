@@ -119,13 +119,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jobmanager_nb``: one manager per kernel, the magics, and the dashboard."""
-    from jobmanager_nb.magics import load_ipython_extension as load
+    from jobmanager_nb.notebook.extension import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext jobmanager_nb``: the exact inverse of loading."""
-    from jobmanager_nb.magics import unload_ipython_extension as unload
+    from jobmanager_nb.notebook.extension import unload_ipython_extension as unload
 
     unload(ipython)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jobmanager_nb"
-NOTEBOOK_FACE = {"magics.py": "IPython", "widgets.py": "ipywidgets"}
+NOTEBOOK_FACE = PACKAGE / "notebook"
 
 
 def test_importing_the_package_imports_neither_ipython_nor_ipywidgets():
@@ -37,10 +37,31 @@ def test_only_the_notebook_face_modules_import_ipython_or_ipywidgets():
         imported = _imported_top_levels(path)
         for module in ("IPython", "ipywidgets"):
             if module in imported:
-                allowed = NOTEBOOK_FACE.get(path.name) == module or (
-                    path.name in NOTEBOOK_FACE and path.parent == PACKAGE
-                )
-                assert allowed, f"{path.relative_to(PACKAGE.parent)} imports {module}"
+                assert NOTEBOOK_FACE in path.parents, f"{path.relative_to(PACKAGE.parent)} imports {module}"
+
+
+def test_the_plain_text_dashboard_imports_neither_ipython_nor_ipywidgets():
+    code = (
+        "import sys\n"
+        "from jobmanager_nb.notebook.text import render_text\n"
+        "print(sorted(m for m in ('IPython', 'ipywidgets') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_the_old_module_paths_still_export_the_notebook_face():
+    from jobmanager_nb import magics, widgets
+    from jobmanager_nb.notebook import extension, rows, table, text
+    from jobmanager_nb.notebook import magics as magics_class
+
+    assert widgets.JobTable is table.JobTable and widgets.JobRow is rows.JobRow
+    assert widgets.render_text is text.render_text and widgets.css_slug is text.css_slug
+    assert magics.JobManagerMagics is magics_class.JobManagerMagics
+    assert magics.load_ipython_extension is extension.load_ipython_extension
+    assert magics.unload_ipython_extension is extension.unload_ipython_extension
+    for module in (widgets, magics):
+        assert all(getattr(module, name, None) is not None for name in module.__all__)
 
 
 # The layers of docs/architecture.md, bottom up: a module may import its own layer and the ones below.
@@ -54,7 +75,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         | {"_child", "_output", "_wire", "_exits", "_zygote"},
     ),
     ("the manager", {"state", "inline", "manager", "handle", "session"}),
-    ("the notebook face", {"magics", "widgets"}),
+    ("the notebook face", {"notebook", "magics", "widgets"}),  # notebook/; magics and widgets re-export it
 ]
 
 

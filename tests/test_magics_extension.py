@@ -24,7 +24,8 @@ from polling import wait_until
 
 import jobmanager_nb
 from jobmanager_nb import JobManager, JobManagerError, MemoryStore, TinyDBStore, session
-from jobmanager_nb.magics import JobManagerMagics
+from jobmanager_nb.notebook import extension
+from jobmanager_nb.notebook.magics import JobManagerMagics
 
 WAIT = 20.0
 
@@ -312,7 +313,7 @@ def test_a_oneoff_left_running_by_a_killed_kernel_is_reported_once_and_can_be_re
 
 def test_the_reconcile_message_without_a_saved_cell_says_to_run_the_cell_again(ip: InteractiveShell) -> None:
     load(ip)
-    magics = jobmanager_nb.magics._loaded
+    magics = extension._loaded
     assert magics is not None
     records: Any = [SimpleNamespace(name="a"), SimpleNamespace(name="b")]
     assert magics._reconcile_message(records[:1]) == (

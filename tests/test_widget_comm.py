@@ -70,7 +70,7 @@ def setup_flaky(kc: Any, tmp_path: Path) -> None:
         f"""
 import pathlib, threading, time
 from jobmanager_nb.session import open_manager
-from jobmanager_nb.widgets import JobTable
+from jobmanager_nb.notebook.table import JobTable
 FLAG = pathlib.Path({str(tmp_path / "flag")!r})
 m = open_manager({str(tmp_path / "jobs.json")!r})  # closes the manager of an earlier test
 

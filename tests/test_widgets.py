@@ -13,7 +13,9 @@ import pytest
 from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobManager, JobNotFoundError
-from jobmanager_nb.widgets import JobTable, actions_for, countdown, css_slug, duration, render_text
+from jobmanager_nb.notebook.rows import actions_for
+from jobmanager_nb.notebook.table import JobTable
+from jobmanager_nb.notebook.text import countdown, css_slug, duration, render_text
 
 WAIT = 10.0
 XSS = "<img src=x onerror=alert(1)>"
@@ -410,7 +412,10 @@ def test_a_burst_of_1000_events_is_coalesced_into_few_flushes(manager, open_tabl
     bound = elapsed / 0.1 + 2  # at most one flush per 0.1 s, plus the first and the last
     assert 2 <= flushes <= bound, (flushes, elapsed)
     assert changes.count("detail") <= flushes and changes.count("status") <= 2
-    print(f"\n{outputs} output events (1000 writes) in {elapsed:.2f} s -> {flushes} flushes, {len(changes)} widget value changes")
+    print(
+        f"\n{outputs} output events (1000 writes) in {elapsed:.2f} s -> {flushes} flushes, "
+        f"{len(changes)} widget value changes"
+    )
 
 
 def test_widget_mutations_never_overlap(open_table):

@@ -8,7 +8,7 @@ import pytest
 from polling import wait_until
 
 from jobmanager_nb import FakeClock, JobManager
-from jobmanager_nb.widgets import JobTable
+from jobmanager_nb.notebook.table import JobTable
 
 JOBS = 500
 SLOW = 20.0  # seconds: building 500 rows takes a few

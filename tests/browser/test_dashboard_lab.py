@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from jobmanager_nb.widgets import css_slug
+from jobmanager_nb.notebook.text import css_slug
 
 pytestmark = pytest.mark.browser  # a pytestmark in conftest.py would be ignored
 

@@ -1,0 +1,364 @@
+"""The dashboard's live table: :class:`JobTable`, what it shows and how it follows the manager.
+
+A table is a header, a one-line summary (``5 jobs · 1 started · 1 failed``), a one-line message (the last
+refused click) and one :class:`~jobmanager_nb.notebook.rows.JobRow` per job, in the manager's order.
+
+How it stays live without polling: the table subscribes to the manager's events, which only mark
+rows dirty. One flusher thread per table re-reads the dirty jobs and applies the differences to the
+widgets, at most once per ``interval`` (0.1 s); while some row counts down to a next run it also
+wakes once per ``tick`` (1 s), and otherwise sleeps until an event comes. Output events only matter to
+an expanded row. Rows are added and removed only when jobs appear and disappear; many dirty jobs (or new
+ones) are read with one ``manager.jobs`` call. Making widgets is the slow part, so one update stops
+making them after ~0.15 s and leaves the rest to the next (500 rows appear in a few steps). Every
+widget mutation, from the flusher or from a click, happens under one lock. A click (on the kernel's
+thread) calls the manager; a refusal shows as a one-line message above the rows.
+
+Its text forms (``repr``, ``str`` and the ``text/plain`` of its display) are
+:func:`~jobmanager_nb.notebook.text.render_text`.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as W
+
+from jobmanager_nb.errors import JobNotFoundError
+from jobmanager_nb.events import Event
+from jobmanager_nb.model import JobInfo
+from jobmanager_nb.notebook.rows import JobRow, _esc, _set
+from jobmanager_nb.notebook.styles import _CSS, _Shared
+from jobmanager_nb.notebook.text import _one_line, render_text
+
+if TYPE_CHECKING:
+    from jobmanager_nb.manager import JobManager
+
+__all__ = ["JobTable"]
+
+log = logging.getLogger("jobmanager_nb")
+
+_BULK = 64  # more dirty jobs than this: read them all with one manager.jobs call
+_BUILD_SECONDS = 0.15  # a flush stops making new widgets after this long; the rest wait for the next flush
+
+
+class JobTable:
+    """A live table of ``manager``'s jobs (the session manager when omitted). Display it (it is the
+    last expression of a cell, or ``display(table)``); call :meth:`close` when done with it.
+
+    ``interval`` is the shortest time between two updates of the widgets (0.1 s: at most ten a
+    second, however many events arrive); ``tick`` how often countdowns move while a row has one.
+    """
+
+    def __init__(self, manager: JobManager | None = None, *, interval: float = 0.1, tick: float = 1.0) -> None:
+        if manager is None:
+            from jobmanager_nb.session import get_manager
+
+            manager = get_manager()
+        if interval <= 0 or tick <= 0:
+            raise ValueError("interval and tick must be positive numbers of seconds")
+        self._manager = manager
+        self._interval = interval
+        self._tick_every = tick
+        self._lock = threading.RLock()  # every widget mutation happens under it
+        self._pending_lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._dirty_all = True
+        self._expanded_names: set[str] = set()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._closed = False
+        self._countdowns = False
+        self._rows: dict[str, JobRow] = {}
+        self.flushes = 0
+        """How many times the widgets were updated (a diagnostic)."""
+        self.last_flush_seconds = 0.0
+        """How long the last update took (a diagnostic)."""
+        self.max_flush_seconds = 0.0
+        """The longest update so far (a diagnostic; assign 0 to start measuring again)."""
+
+        self._shared = _Shared()
+        style = W.HTML(value=_CSS)
+        style.add_class("jm-style")
+        self._summary = self._shared.html(W.Layout(), "jm-summary")
+        self._message = W.HTML(value="", layout=W.Layout(display="none"))
+        self._message.add_class("jm-message")
+        header = W.HBox(
+            [
+                W.Button(  # an invisible twin of the rows' toggles, so the columns line up exactly
+                    layout=self._shared.toggle_layout,
+                    style=self._shared.button_style,
+                    disabled=True,
+                    _dom_classes=("jm-toggle", "jm-spacer"),
+                ),
+                self._shared.html(
+                    self._shared.ident_layout,
+                    value='<span class="jm-c jm-c-name">job</span><span class="jm-c jm-c-kind">kind</span>'
+                    '<span class="jm-c jm-c-schedule">schedule</span>',
+                ),
+                self._shared.html(self._shared.status_layout, value="status"),
+                self._shared.html(
+                    self._shared.timing_layout,
+                    value='<span class="jm-c jm-c-last">last run</span><span class="jm-c jm-c-next">next run</span>'
+                    '<span class="jm-c jm-c-runs">runs</span>',
+                ),
+                self._shared.html(self._shared.buttons_layout, value="actions"),
+            ],
+            layout=W.Layout(width="100%", padding="2px 0"),
+        )
+        header.add_class("jm-header")
+        self._body = W.VBox([], layout=W.Layout(width="100%"))
+        self._body.add_class("jm-body")
+        self.widget = W.VBox([style, self._summary, self._message, header, self._body], layout=W.Layout(width="100%"))
+        self.widget.add_class("jm-table")
+        self._frame = [style, self._summary, self._message, header, *header.children, self._body, self.widget]
+
+        self._unsubscribe = manager.subscribe(self._on_event)
+        self.flush()
+        self._thread = threading.Thread(target=self._run, name="jobmanager_nb-dashboard", daemon=True)
+        self._thread.start()
+
+    # -- public
+
+    @property
+    def manager(self) -> JobManager:
+        return self._manager
+
+    @property
+    def names(self) -> list[str]:
+        """The jobs shown, in row order."""
+        with self._lock:
+            return list(self._rows)
+
+    def row(self, name: str) -> JobRow:
+        """The row of job ``name`` (``JobNotFoundError``, a ``LookupError``, when it has none)."""
+        with self._lock:
+            row = self._rows.get(name)
+        if row is None:
+            raise JobNotFoundError(f'The table has no row for "{name}". Rows: {", ".join(self.names) or "none"}.')
+        return row
+
+    @property
+    def message(self) -> str:
+        """The one-line message shown above the rows (the last refused click), or ``""``."""
+        return html.unescape(re.sub(r"<[^>]*>", "", self._message.value))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def flush(self) -> None:
+        """Apply the pending changes now (the flusher thread does this by itself)."""
+        with self._lock:
+            if self._closed:
+                return
+            with self._pending_lock:
+                names, everything = self._dirty, self._dirty_all
+                self._dirty, self._dirty_all = set(), False
+            started = time.perf_counter()
+            try:
+                self._apply(names, everything)
+            except BaseException:
+                with self._pending_lock:
+                    self._dirty_all = True  # the next update re-reads everything
+                raise
+            self.last_flush_seconds = took = time.perf_counter() - started
+            self.max_flush_seconds = max(self.max_flush_seconds, took)
+            self.flushes += 1
+
+    def refresh(self) -> None:
+        """Re-read every job from the manager and update the table now."""
+        with self._pending_lock:
+            self._dirty_all = True
+        self.flush()
+
+    def close(self) -> None:
+        """Unsubscribe from the manager, stop the flusher thread and close the widgets."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._unsubscribe()
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(30.0)  # only a widget observer that never returns can hold it this long
+            if self._thread.is_alive():
+                log.warning("jobmanager_nb: the dashboard's update thread is stuck in a widget observer; left running")
+        with self._lock:
+            for widget in self._all_widgets():
+                if widget is not None:
+                    widget.close()  # closing a shared layout twice is harmless
+            self._rows.clear()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._rows)} rows"
+        return f"<JobTable {state}>\n{render_text(self._manager)}"
+
+    def __str__(self) -> str:
+        return render_text(self._manager)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle: dict[str, Any] | None = self.widget._repr_mimebundle_(**kwargs)
+        if bundle is not None:
+            bundle["text/plain"] = render_text(self._manager)
+        return bundle
+
+    # -- events and the flusher
+
+    def _on_event(self, event: Event) -> None:
+        """Called by the manager from any thread: only marks the row dirty and wakes the flusher."""
+        if event.kind == "output" and event.name not in self._expanded_names:  # a set lookup: atomic
+            return  # output is only shown in an expanded row (expanding re-reads the job)
+        self._mark(event.name)
+
+    def _mark(self, name: str) -> None:
+        with self._pending_lock:
+            self._dirty.add(name)
+        self._wake.set()
+
+    def _run(self) -> None:
+        last = -math.inf
+        while True:
+            timeout = max(0.0, last + self._tick_every - time.monotonic()) if self._countdowns else None
+            self._wake.wait(timeout)
+            if self._stop.is_set():
+                return
+            pause = last + self._interval - time.monotonic()
+            if pause > 0 and self._stop.wait(pause):
+                return
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:
+                log.exception("jobmanager_nb: the dashboard could not update")
+            last = time.monotonic()
+
+    def _apply(self, names: set[str], everything: bool) -> None:
+        manager = self._manager
+        removed: list[str] = []
+        if everything or len(names) > _BULK or not names <= self._rows.keys():  # new rows: keep manager order
+            infos = manager.jobs
+            present = {info.name for info in infos}
+            removed = [name for name in self._rows if name not in present]
+            if not everything:
+                infos = [info for info in infos if info.name in names or info.name not in self._rows]
+        else:
+            infos = []
+            for name in names:
+                try:
+                    infos.append(manager.job(name))
+                except JobNotFoundError:
+                    if name in self._rows:
+                        removed.append(name)
+        now = manager.clock.now()
+        added = 0
+        later: list[str] = []
+        build_until = time.perf_counter() + _BUILD_SECONDS
+        for info in infos:
+            row = self._rows.get(info.name)
+            if (row is None or row._needs_widgets(info)) and time.perf_counter() > build_until:
+                later.append(info.name)  # making widgets is the slow part: keep each flush (and the lock) short
+                continue
+            if row is None:
+                row = self._rows[info.name] = JobRow(self, info)
+                added += 1
+            row._update(info, now)
+        if later:
+            with self._pending_lock:
+                self._dirty.update(later)
+            self._wake.set()
+        for name in removed:
+            row = self._rows.pop(name)
+            self._expanded_names.discard(name)
+            for widget in row._widgets():
+                widget.close()
+        if added or removed:
+            self._body.children = tuple(row.widget for row in self._rows.values())
+        countdowns = False
+        for row in self._rows.values():
+            shown = row.info
+            if shown.next_run is not None and not shown.paused:
+                countdowns = True
+                if shown.name not in names:
+                    row._tick(now)
+        self._countdowns = countdowns
+        _set(self._summary, value=_summary_html(row.info for row in self._rows.values()))
+
+    # -- clicks (on the kernel's thread)
+
+    def _act(self, name: str, action: str) -> None:
+        manager = self._manager
+        calls: dict[str, Callable[[str], object]] = {
+            "run": manager.run_now,
+            "rerun": manager.rerun,
+            "cancel": manager.cancel,
+            "pause": manager.pause,
+            "resume": manager.resume,
+            "remove": manager.remove_job,
+        }
+        try:
+            calls[action](name)
+        except Exception as exc:  # a refused click is a message, never a traceback
+            log.debug("jobmanager_nb: %s %r refused", action, name, exc_info=True)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            self._say(f"Could not {action} {name}: {first}")
+        else:
+            self._say("")
+        self._mark(name)
+
+    def _say(self, text: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            _set(self._message, value=f"⚠ {_esc(_one_line(text))}" if text else "")
+            _set(self._message.layout, display=None if text else "none")
+
+    def _toggle(self, name: str) -> None:
+        with self._lock:
+            row = self._rows.get(name)
+            expanded = row is not None and row.expanded
+        self._set_expanded(name, not expanded)
+
+    def _set_expanded(self, name: str, expanded: bool) -> None:
+        try:
+            info: JobInfo | None = self._manager.job(name)
+        except JobNotFoundError:
+            info = None
+        with self._lock:
+            row = self._rows.get(name)
+            if row is None or self._closed:
+                return
+            if expanded:
+                self._expanded_names.add(name)
+            else:
+                self._expanded_names.discard(name)
+            row._set_expanded(expanded, info, self._manager.clock.now())
+
+    def _all_widgets(self) -> Iterator[Any]:
+        for row in self._rows.values():
+            yield from row._widgets()
+        for widget in self._frame:
+            yield from (widget, widget.layout, getattr(widget, "style", None))
+        yield from self._shared.widgets
+
+
+def _summary_html(infos: Iterable[JobInfo]) -> str:
+    counts: dict[str, int] = {}
+    total = 0
+    for info in infos:
+        total += 1
+        counts[info.status] = counts.get(info.status, 0) + 1
+    if total == 0:
+        return '<span class="jm-muted">No jobs yet.</span>'
+    parts = [f"{total} job{'s' if total != 1 else ''}"]
+    for status in ("started", "queued", "retrying", "failed", "cancelled", "paused", "scheduled"):
+        if counts.get(status):
+            parts.append(f'<span class="jm-o-{status}">{counts[status]} {status}</span>')
+    return " · ".join(parts)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,3 +31,15 @@ def test_mkdocs_nav_lists_every_doc_page():
     listed = set(re.findall(r":\s*(\S+\.md)\s*$", nav, flags=re.M))
     pages = {p.name for p in (ROOT / "docs").glob("*.md")}
     assert pages == listed
+
+
+def test_the_docs_site_builds_strictly_clean(tmp_path: Path) -> None:
+    """``mkdocs build --strict`` (every warning is an error: a link that leaves docs/, a page not in nav)."""
+    config = str(ROOT / "mkdocs.yml")
+    out = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", config, "-d", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -592,6 +592,8 @@ class JobManager:
         with self._lock:
             if run.attempt != attempt or run.ended:
                 return
+            if outcome == "finished" and run.cancel_requested:  # it stopped because it was asked to
+                outcome, error = "cancelled", "cancelled: the job returned after it was asked to stop"
             now = self._clock.now()
             retry = (
                 retry
@@ -862,6 +864,8 @@ class JobManager:
                 end_now = False
                 if phase in FINAL:
                     return False
+                if run.definition.kind == "inline" and run.task is None:
+                    return False  # a synchronous function is running: it cannot be interrupted
                 run.cancel_requested = True
                 handle = run.handle
         if end_now:

@@ -361,6 +361,31 @@ def test_a_worker_killed_from_outside_ends_its_run_as_lost() -> None:
         m.close(timeout=10)
 
 
+def test_a_job_that_returns_cleanly_after_seeing_its_cancel_ends_cancelled() -> None:
+    ready = threading.Event()
+    m = JobManager(worker_message_handler=lambda message: ready.set())
+    try:
+        m.add_job(lifecycle_jobs.stop_when_asked)
+        assert ready.wait(WAIT)
+        assert m.cancel("stop_when_asked") is True
+        run = ended_run(m, "stop_when_asked")
+        assert (run.outcome, run.result, m.job("stop_when_asked").status) == ("cancelled", "stopped", "cancelled")
+
+        async def stops_when_cancelled() -> str:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                return "cleaned up"
+            return "slept"
+
+        m.add_job(stops_when_cancelled, offloaded=False)
+        assert wait_for(lambda: m.job("stops_when_cancelled").status == "started")
+        assert m.cancel("stops_when_cancelled") is True
+        assert ended_run(m, "stops_when_cancelled").outcome == "cancelled"
+    finally:
+        m.close(timeout=10)
+
+
 # 7. Output past the cap turns quadratic ----------------------------------------------------------
 
 

@@ -43,3 +43,10 @@ def post_pid_then_sleep(data=None):
 
     worker.post_message(os.getpid())
     time.sleep(120)
+
+
+def stop_when_asked(data=None):
+    """Posts "ready", then returns cleanly as soon as it sees the cancel."""
+    worker.post_message("ready")
+    worker.cancelled.wait(60)
+    return "stopped"

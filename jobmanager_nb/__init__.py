@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from jobmanager_nb.events import Event
     from jobmanager_nb.handle import JobHandle
     from jobmanager_nb.manager import JobManager
-    from jobmanager_nb.model import JobInfo, JobRun, RunContext, current_run
+    from jobmanager_nb.model import JobInfo, JobRun, RunContext, RunMark, current_run
     from jobmanager_nb.schedules import Schedule, describe_schedule, next_fire_times, parse_schedule
     from jobmanager_nb.store import MemoryStore, OneOffRecord, TinyDBStore
 
@@ -55,6 +55,7 @@ _LAZY = {
     "JobInfo": "jobmanager_nb.model",
     "JobRun": "jobmanager_nb.model",
     "RunContext": "jobmanager_nb.model",
+    "RunMark": "jobmanager_nb.model",
     "current_run": "jobmanager_nb.model",
     "Schedule": "jobmanager_nb.schedules",
     "describe_schedule": "jobmanager_nb.schedules",
@@ -86,6 +87,7 @@ __all__ = [
     "OneOffAlreadyExecutedError",
     "OneOffRecord",
     "RunContext",
+    "RunMark",
     "Schedule",
     "StoreError",
     "StoreWriteError",

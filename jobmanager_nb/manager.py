@@ -657,6 +657,7 @@ class JobManager:
         if previous is not None and previous is not run:
             previous.exc = None  # older runs keep the traceback text only, not the frames it pins
         job.last_run = run
+        job.recent.append(run.mark())
         job.runs += 1
         job.progress = None
         if error is not None:

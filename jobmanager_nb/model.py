@@ -15,11 +15,13 @@ from typing import Any, Literal
 from jobmanager_nb.lifecycle import Outcome, Phase
 
 __all__ = [
+    "RECENT_RUNS",
     "JobInfo",
     "JobKind",
     "JobRun",
     "JobStatus",
     "RunContext",
+    "RunMark",
     "RunStatus",
     "current_run",
 ]
@@ -96,6 +98,29 @@ class JobRun:
         return self.status == "finished"
 
 
+RECENT_RUNS = 20
+"""Ended runs each job remembers as :class:`RunMark` (the dashboard's strip of recent runs)."""
+
+
+@dataclass(frozen=True)
+class RunMark:
+    """One ended run, small enough to keep the last :data:`RECENT_RUNS` of every job: how it ended, when,
+    how long it took, and the last line of its error."""
+
+    run_id: str
+    outcome: Outcome
+    started_at: datetime | None
+    finished_at: datetime | None
+    error_line: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to finish, or None for a run that never started."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 @dataclass(frozen=True)
 class JobInfo:
     """A registered job as a dashboard sees it."""
@@ -118,6 +143,13 @@ class JobInfo:
     progress: tuple[float, str | None] | None = None
     registered: bool = True
     """False once the job cannot run again (a finished one-shot job): its name is free to reuse."""
+    recent: tuple[RunMark, ...] = ()
+    """The job's last ended runs, oldest first (at most :data:`RECENT_RUNS`)."""
+    origin: Literal["this kernel", "earlier kernel"] = "this kernel"
+    """``earlier kernel`` for a one-off the store remembers from a kernel before this one (the dashboard shows
+    it so that it can be rerun); such a view is built from the stored record, not from a registered job."""
+    rerun_hint: str | None = None
+    """For an earlier kernel's one-off that cannot be rerun from here: why, and what to do instead."""
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

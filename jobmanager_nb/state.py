@@ -19,7 +19,7 @@ from typing import Any, Literal
 from jobmanager_nb.executors.base import RunHandle
 from jobmanager_nb.jobs import JobTarget
 from jobmanager_nb.lifecycle import FINAL, Outcome, Phase, run_status
-from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunStatus
+from jobmanager_nb.model import RECENT_RUNS, JobInfo, JobKind, JobRun, JobStatus, RunMark, RunStatus
 from jobmanager_nb.schedules import Schedule
 from jobmanager_nb.timers import TimerHandle
 
@@ -185,6 +185,12 @@ class RunState:
                 self.output_size -= excess
                 self.output_dropped += excess
 
+    def mark(self) -> RunMark:
+        """The small record of this ended run that its job keeps for the dashboard's strip."""
+        assert self.outcome is not None
+        error = self.error.strip().splitlines()[-1] if self.error and self.error.strip() else None
+        return RunMark(self.run_id, self.outcome, self.started_at, self.finished_at, error)
+
     def drop_output(self) -> int:
         """Forget the captured output (the history's budget is spent); returns the characters freed."""
         freed = self.output_size
@@ -208,6 +214,7 @@ class JobState:
         "paused",
         "paused_at",
         "progress",
+        "recent",
         "registered",
         "runs",
         "skipped",
@@ -228,6 +235,7 @@ class JobState:
         self.failures = 0
         self.skipped = 0
         self.progress: tuple[float, str | None] | None = None
+        self.recent: deque[RunMark] = deque(maxlen=RECENT_RUNS)
 
     @property
     def recurring(self) -> bool:
@@ -271,6 +279,7 @@ def job_info(job: JobState) -> JobInfo:
         recurring=job.recurring,
         progress=job.progress,
         registered=job.registered,
+        recent=tuple(job.recent),
     )
 
 

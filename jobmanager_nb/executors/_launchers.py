@@ -67,8 +67,9 @@ class Notice:
 class Launcher:
     """Starts worker processes for one executor."""
 
-    def launch(self, process: WorkerProcess) -> None:
-        """Start the OS process of ``process`` (the pid may become known later)."""
+    def launch(self, process: WorkerProcess) -> list[Notice]:
+        """Start the OS process of ``process`` (the pid may become known later). Returns what it
+        learnt on the way about other workers (``lost`` ones, when a helper turned out to be dead)."""
         raise NotImplementedError
 
     def control_socket(self) -> socket.socket | None:
@@ -96,7 +97,7 @@ class Launcher:
 class SpawnLauncher(Launcher):
     """Each worker is a fresh interpreter: slower to start (tens of ms), no helper process."""
 
-    def launch(self, process: WorkerProcess) -> None:
+    def launch(self, process: WorkerProcess) -> list[Notice]:
         conn_fd, out_w, err_w, out_r, err_r = process.fds_for_child()
         statement = (
             "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
@@ -122,6 +123,7 @@ class SpawnLauncher(Launcher):
                 process.pidfd = pidfd_open(popen.pid)
             except OSError:
                 process.pidfd = None
+        return []
 
 
 class ForkServerLauncher(Launcher):
@@ -172,15 +174,28 @@ class ForkServerLauncher(Launcher):
         self._ready = False
         return ours
 
-    def launch(self, process: WorkerProcess) -> None:
-        ctrl = self._ctrl or self._start_server()
-        request = self._next_request
-        self._next_request += 1
+    def launch(self, process: WorkerProcess) -> list[Notice]:
+        """Ask the fork server for a worker (starting the server first if there is none). A server
+        found dead here (killed before the I/O thread saw its socket close) is replaced at once,
+        and its workers are returned as ``lost``."""
+        notices: list[Notice] = []
         try:
-            socket.send_fds(ctrl, [REQUEST.pack(request)], list(process.fds_for_child()))
+            try:
+                request = self._request(process)
+            except (BrokenPipeError, ConnectionResetError):
+                notices = self._server_lost()
+                request = self._request(process)
         finally:
             process.release_child_fds()
         self._waiting[request] = process
+        return notices
+
+    def _request(self, process: WorkerProcess) -> int:
+        ctrl = self._ctrl or self._start_server()
+        request = self._next_request
+        self._next_request += 1
+        socket.send_fds(ctrl, [REQUEST.pack(request)], list(process.fds_for_child()))
+        return request
 
     def control_socket(self) -> socket.socket | None:
         return self._ctrl

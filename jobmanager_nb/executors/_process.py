@@ -60,6 +60,8 @@ class WorkerProcess:
         self.exited = False
         self.conn_open = True
         self.run: Any = None  # the executor's run object, once a task was handed over
+        self.task_sent = False  # the run's task, then the start gate's answer: guarded by send_lock
+        self.answer_sent = False
         self.kill_requested = False
         self.stopping = False
         self.deadline: float | None = None  # kill if still alive by then (linger after "done", stopping)

@@ -67,11 +67,9 @@ class _Run(RunHandle):
         self.task_frame = encode(("task", executor._task_spec(task)))
         self.outbox: collections.deque[bytes] = collections.deque()
         self.process: WorkerProcess | None = None
-        self.task_sent = False  # guarded by the process's send_lock, like answer_sent
         # The start gate: None until decided (under the executor's lock), then "go" or "abort";
         # the worker is told once it has the task (see ProcessExecutor._flush).
         self.answer: Literal["go", "abort"] | None = None
-        self.answer_sent = False
         self.abort_outcome: RunOutcome | None = None  # how an aborted run ends, unless it was killed
         self.started = False  # answer == "go"
         self.settled = False
@@ -284,24 +282,28 @@ class ProcessExecutor(Executor):
     def _flush(self, run: _Run) -> None:
         """Send what the run's worker has not been sent yet, in order: the task, the start gate's
         answer once decided, and, after ``go`` only, the messages posted to the run. A run aborted
-        before its task was sent sends ``stop`` instead, so its worker never sees the task."""
+        before its task was sent sends ``stop`` instead, so its worker never sees the task.
+
+        What was sent is recorded on the process (under its send lock), not on the run: a run whose
+        worker died before it started is handed to another one, while a thread may still be
+        flushing it to the first."""
         process = run.process
         if process is None:
             return
         with process.send_lock:
-            if process.sock.fileno() < 0:
+            if process.run is not run or process.sock.fileno() < 0:
                 return
             try:
-                if not run.task_sent:
+                if not process.task_sent:
                     if run.answer == "abort":
                         process.sock.sendall(encode(("stop",)))
-                        run.task_sent = run.answer_sent = True
+                        process.task_sent = process.answer_sent = True
                         return
                     process.sock.sendall(run.task_frame)
-                    run.task_sent = True
-                if run.answer is not None and not run.answer_sent:
+                    process.task_sent = True
+                if run.answer is not None and not process.answer_sent:
                     process.sock.sendall(encode((run.answer,)))
-                    run.answer_sent = True
+                    process.answer_sent = True
                 if run.answer == "go":
                     while run.outbox:
                         process.sock.sendall(run.outbox.popleft())
@@ -471,7 +473,7 @@ class ProcessExecutor(Executor):
     def _launch(self) -> WorkerProcess | None:
         process = WorkerProcess(self._output_limit)
         try:
-            self._launcher.launch(process)
+            notices = self._launcher.launch(process)
         except Exception as exc:
             process.close()
             if isinstance(self._launcher, ForkServerLauncher):
@@ -486,6 +488,8 @@ class ProcessExecutor(Executor):
         if process.pidfd is not None:
             self._selector.register(process.pidfd, selectors.EVENT_READ, (self._on_pidfd, process))
         self._watch_launcher()
+        for notice in notices:
+            self._on_notice(notice)
         return process
 
     def _watch_launcher(self) -> None:
@@ -672,7 +676,6 @@ class ProcessExecutor(Executor):
                 if retry:
                     run.retries_left -= 1
                     run.process = None
-                    run.task_sent = run.answer_sent = False
                     self._queue.appendleft(run)
             if retry:
                 log.warning(

@@ -272,6 +272,7 @@ class ForkServerLauncher(Launcher):
             self.failed_starts += 1
         server = self._server
         code: int | None = None
+        self.drain_server_output()  # in case it is still writing a last word as it exits
         if server is not None:
             try:
                 code = server.wait(timeout=1.0)
@@ -306,6 +307,7 @@ class ForkServerLauncher(Launcher):
 
     def close(self, timeout: float = 1.0) -> list[Notice]:
         notices = self._lose_all("the worker fork server was stopped, so how this worker ended is unknown")
+        self._close_stderr()  # first: a server busy writing to it gets EPIPE instead of blocking
         server, self._server = self._server, None
         if server is not None:
             try:
@@ -313,5 +315,4 @@ class ForkServerLauncher(Launcher):
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
-        self._close_stderr()
         return notices

@@ -86,8 +86,9 @@ class _Run(RunHandle):
         self._done = threading.Event()
 
     def post_message(self, message: Any) -> None:
-        """Send ``message`` to the job's ``worker.on_message`` callbacks (queued until the worker
-        has the task). Raises ``TypeError`` if it cannot be pickled; does nothing once the run ended."""
+        """Send ``message`` to the job's ``worker.on_message`` callbacks (held here until the job is
+        started, then sent in order). Raises ``TypeError`` if it cannot be pickled; does nothing once
+        the run ended."""
         try:
             payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:
@@ -101,12 +102,15 @@ class _Run(RunHandle):
         self._executor._flush(self)
 
     def cancel(self, grace: float | None = None) -> None:
-        """Send ``"cancel"``; with a ``grace`` in seconds, kill the worker if it is still running then.
-        A run still waiting for a free slot ends at once (failed, cancelled)."""
+        """Send ``"cancel"`` to the running job; with a ``grace`` in seconds, kill the worker if it is
+        still running then. A run not started yet (waiting for a free slot, or its worker still
+        preparing it) ends at once, failed and cancelled ("cancelled before it started"), and none
+        of its job's code runs."""
         self._executor._cancel(self, grace)
 
     def kill(self) -> None:
-        """SIGKILL the worker (and what it started) now; the run fails with "was killed"."""
+        """SIGKILL the worker (and what it started) now; the run fails with "was killed" (or "was
+        killed before it started", and then none of its job's code ran)."""
         self._executor._kill(self)
 
     @property

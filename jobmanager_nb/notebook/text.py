@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -140,9 +141,10 @@ def _progress_text(info: JobInfo) -> str:
     return f"{percent} {_one_line(label)}" if label else percent
 
 
-def render_text(manager: JobManager) -> str:
-    """The manager's jobs as a plain-text table (for terminals, logs and ``print``)."""
-    infos = manager.jobs
+def render_text(manager: JobManager, earlier: Iterable[JobInfo] = ()) -> str:
+    """The manager's jobs as a plain-text table (for terminals, logs and ``print``), then the rows of
+    ``earlier`` (an earlier kernel's one-offs, which the store remembers), marked as such."""
+    infos = [*manager.jobs, *earlier]
     if not infos:
         return "No jobs."
     now = manager.clock.now()
@@ -154,6 +156,8 @@ def render_text(manager: JobManager) -> str:
         progress = _progress_text(info)
         if progress:
             status += f" {progress}"
+        if info.origin == "earlier kernel":  # a one-off only the store knows: ended, or going in another kernel
+            status += " (another kernel)" if info.current_run is not None else " (earlier kernel)"
         rows.append(
             (
                 _clip(_one_line(info.name), _MAX_TEXT_CELL),

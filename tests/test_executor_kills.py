@@ -137,3 +137,23 @@ def test_sigkill_at_a_random_moment_leaves_one_exit_per_run_and_no_process(trial
     left = [p.pid for p in me.children(recursive=True) if p.pid not in before and not is_gone(p.pid)]
     assert left == [], f"{trial}: processes left after shutdown: {left}"
     assert wait_gone(sorted(trial.seen), timeout=5) == [], f"{trial}: a process the executor started survived"
+
+
+def test_a_fork_server_killed_again_and_again_is_replaced_with_its_spares() -> None:
+    """Spares that die with their fork server are not taken for spares that keep dying (after
+    which the executor would stop keeping spares)."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    ex = ProcessExecutor(spares=2)
+    try:
+        for _ in range(3):
+            server: psutil.Process = wait_until(lambda: fork_server(before), WAIT)
+            wait_until(lambda s=server: len(workers_of(s)) >= 2, WAIT)  # its spares are there (again)
+            before.add(server.pid)  # the next one is a new server
+            server.kill()
+        wait_until(lambda: len(workers_of(fork_server(before))) >= 2, WAIT)  # spares are still kept
+        recorder = Recorder()
+        ex.submit(reference("add", data={"a": 1, "b": 1}), recorder)
+        assert recorder.outcome().result == 2
+        assert ex.start_method == "forkserver"
+    finally:
+        ex.shutdown(timeout=5)

@@ -693,7 +693,8 @@ class ProcessExecutor(Executor):
             if run is not None:
                 self._running -= 1
         self._forget(process)
-        if run is None and not process.stopping and not self._closing:
+        if run is None and not process.stopping and not self._closing and lost is None:
+            # (a spare lost with its fork server says nothing about spares: the server is replaced)
             self._spare_deaths += 1
             log.warning(
                 "jobmanager_nb: a spare worker (pid %s) ended with code %s%s",

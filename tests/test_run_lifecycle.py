@@ -33,7 +33,7 @@ from jobmanager_nb import (
 )
 from jobmanager_nb.events import Event
 from jobmanager_nb.executors.local import ProcessExecutor
-from jobmanager_nb.state import HISTORY_OUTPUT_LIMIT, OUTPUT_LIMIT
+from jobmanager_nb.state import HISTORY_EXC_LIMIT, HISTORY_LIMIT, HISTORY_OUTPUT_LIMIT, OUTPUT_LIMIT
 
 JOBS = Path(__file__).resolve().parent / "manager_jobs"
 sys.path.insert(0, str(JOBS))
@@ -76,16 +76,21 @@ def test_a_run_cancelled_while_queued_in_a_busy_executor_never_runs(tmp_path: Pa
 
 
 def test_remove_job_right_after_add_job_means_the_job_never_runs(tmp_path: Path) -> None:
+    """A run removed before its worker was told to go never runs; one that had started is cancelled. (The
+    executor may start a run in the moment between the two calls: then it shows as started.)"""
     m = JobManager()
     try:
         for i in range(20):
-            m.add_job(lifecycle_jobs.touch, name=f"touch{i}", data={"marker": str(tmp_path / f"m{i}")})
+            m.add_job(lifecycle_jobs.touch, name=f"touch{i}", data={"marker": str(tmp_path / f"touch{i}")})
             m.remove_job(f"touch{i}")
         m.wait_all(WAIT)
-        assert [run.outcome for run in m.runs()] == ["cancelled"] * 20
     finally:
         m.close(timeout=10)  # the executor's processes are gone after this: a late start would show now
-    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    runs = m.runs()
+    assert len(runs) == 20 and {run.outcome for run in runs} <= {"cancelled", "finished"}
+    never_started = [run.name for run in runs if run.started_at is None]
+    assert never_started, "every run started before its remove_job: the gate was never exercised"
+    assert [name for name in never_started if (tmp_path / name).exists()] == []
 
 
 def test_removing_a_job_during_its_retry_backoff_drops_the_next_attempt() -> None:
@@ -433,6 +438,58 @@ def test_only_the_latest_failed_run_of_a_job_keeps_its_exception_and_frames() ->
         assert sum(ref() is not None for ref in refs) == 1  # the latest run keeps its exception
         runs = m.runs("failing")
         assert len(runs) == 15 and all("ValueError: boom" in (run.error or "") for run in runs)
+    finally:
+        m.close(timeout=5)
+
+
+def test_failed_runs_of_many_jobs_keep_only_the_latest_exceptions_and_frames() -> None:
+    m = JobManager(log_failures=False)
+    refs: list[weakref.ref[Payload]] = []
+
+    def failing() -> None:
+        local = Payload()
+        refs.append(weakref.ref(local))
+        raise ValueError("boom")
+
+    try:
+        for i in range(HISTORY_EXC_LIMIT + 5):  # one name each: every run is its job's last run
+            m.add_job(failing, name=f"failing-{i}", offloaded=False)
+            m.wait_all(WAIT)
+        gc.collect()
+        alive = [ref() is not None for ref in refs]
+        assert sum(alive) == HISTORY_EXC_LIMIT and alive[-HISTORY_EXC_LIMIT:] == [True] * HISTORY_EXC_LIMIT
+        with pytest.raises(JobFailedError) as failed:
+            m.wait(f"failing-{HISTORY_EXC_LIMIT + 4}", WAIT)
+        assert isinstance(failed.value.__cause__, ValueError)  # the newest still has its exception
+        with pytest.raises(JobFailedError) as failed:
+            m.wait("failing-0", WAIT)
+        assert failed.value.__cause__ is None and "ValueError: boom" in (failed.value.run.error or "")
+    finally:
+        m.close(timeout=5)
+
+
+def test_runs_that_print_a_line_each_do_not_pile_up_in_the_output_budget() -> None:
+    m = JobManager()
+
+    def chatty() -> None:
+        print("refreshed")
+
+    def batch(runs: int) -> None:
+        for _ in range(runs):
+            m.add_job(chatty, offloaded=False)
+        m.wait_all(WAIT)
+
+    try:
+        tracemalloc.start()  # before the warm-up, so the runs it keeps are traced too (and their successors)
+        batch(HISTORY_LIMIT + 100)  # the history is full
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        batch(2 * HISTORY_LIMIT)
+        gc.collect()
+        grown = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(before, "filename"))
+        tracemalloc.stop()
+        assert grown < 500_000, f"{grown:,} bytes kept by {2 * HISTORY_LIMIT:,} more runs that printed a line"
+        assert m.runs("chatty", limit=1)[0].output == "refreshed\n"
     finally:
         m.close(timeout=5)
 

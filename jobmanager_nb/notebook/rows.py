@@ -1,16 +1,25 @@
 """One job's row of the dashboard: :class:`JobRow`, the HTML of its cells, and the actions that apply to it.
 
-A row is one ``HBox``: the ▸ toggle, an ``HTML`` cell with name, kind and schedule, one with the status (and a
-progress bar while a worker reports progress), one with last run, next run and run counts, and a button for
-each action of :func:`actions_for` (Run now, Rerun, Cancel, Pause, Resume, Remove, in the order of
-:data:`ACTIONS`). Expanded, it also shows the current (or else the last) run's facts, the last ~20,000
-characters of its output and its traceback. The text in the cells is worded by
-:mod:`jobmanager_nb.notebook.text`, HTML-escaped here (:func:`_esc`).
+A row is one ``HBox`` laid out as a grid (:mod:`jobmanager_nb.notebook.styles`): the ▸ toggle; an ``HTML`` cell
+with the name (and an ``earlier kernel`` tag for a one-off only the store knows), kind, schedule and the recent
+runs as a strip of marks; one with the state (a badge, then what the run state machine knows: a progress bar
+with percent, caption, elapsed time and estimate, why a queued run waits, a retry's countdown); one with the
+last run and the next; and a button for each action of :func:`actions_for` (Run now, Rerun, Cancel, Pause,
+Resume, Remove, in the order of :data:`ACTIONS`), or for an earlier kernel's one-off that cannot be rerun, the
+reason. :func:`header_cells` are the column titles, in the same grid. Expanded, a row also shows the current
+(or else the last) run's facts, the last ~20,000 characters of its output, its traceback (without IPython's
+and jobmanager_nb's own frames) and the recent runs as a list. The words are
+:mod:`jobmanager_nb.notebook.text`'s, HTML-escaped here (:func:`_esc`).
+
+The strip: one mark per recent run (``JobInfo.recent``), oldest on the left; a finished run rises above the
+axis, a failed one (also timed out or lost) hangs below it, a cancelled one is a dash on it, so the outcome
+reads without colour; a mark's height is the run's duration relative to the job's slowest recent run; hover
+gives its start, duration, outcome and error line.
 
 A row's widgets are made once (a button when its action first applies) and then only updated:
 :func:`_set` assigns just the traits whose value differs, several at once batched with ``hold_sync``.
-The table (:mod:`jobmanager_nb.notebook.table`) owns its rows: it calls ``_update`` and ``_tick`` with its
-lock held and handles their clicks.
+The table (:mod:`jobmanager_nb.notebook.table`) owns its rows: it calls ``_update`` and, once a second for the
+rows whose words move with time (``_ticks``), ``_tick``, with its lock held, and handles their clicks.
 """
 
 from __future__ import annotations
@@ -24,35 +33,48 @@ import ipywidgets as W
 
 from jobmanager_nb.model import JobInfo
 from jobmanager_nb.notebook.text import (
+    OUTCOME_WORDS,
+    _busy_inline,
     _clock_time,
+    _kernel_loop,
     _kind_text,
     _last_run_parts,
+    _marks,
     _next_text,
+    _origin_tag,
     _outcome,
     _progress,
     _runs_text,
+    _state,
+    _ticks,
     css_slug,
     duration,
+    user_traceback,
 )
 
 if TYPE_CHECKING:
+    from jobmanager_nb.notebook.styles import _Shared
     from jobmanager_nb.notebook.table import JobTable
 
-__all__ = ["ACTIONS", "JobRow", "actions_for"]
+__all__ = ["ACTIONS", "JobRow", "actions_for", "header_cells"]
 
 ACTIONS = ("run", "rerun", "cancel", "pause", "resume", "remove")
 """Every row action, in the order the buttons appear."""
 
 _LABELS = {
     "run": ("Run now", "Start a run of {name} now", ""),
-    "rerun": ("Rerun", "Run the failed one-off job {name} again", "warning"),
+    "rerun": ("Rerun", "Run the one-off job {name} again", "warning"),
     "cancel": ("Cancel", "Cancel the queued or running run of {name}", ""),
     "pause": ("Pause", "Stop firing the schedule of {name} until resumed", ""),
     "resume": ("Resume", "Fire the schedule of {name} again", "info"),
     "remove": ("Remove", "Unregister {name} (a running run is cancelled)", ""),
 }
+_EARLIER_REMOVE_TIP = "Hide {name} from this table (the store keeps its record)"
 
 _OUTPUT_TAIL = 20_000  # characters of output shown in an expanded row
+
+_MARK_SHAPE = {"finished": "jm-m-up", "failed": "jm-m-down", "timed_out": "jm-m-down", "lost": "jm-m-down"}
+_MARK_LOW, _MARK_HIGH = 8, 48  # a mark's height, in % of the strip (half of it is one side of the axis)
 
 
 def _esc(text: object) -> str:
@@ -60,12 +82,19 @@ def _esc(text: object) -> str:
 
 
 def actions_for(info: JobInfo) -> tuple[str, ...]:
-    """The row actions that apply to ``info`` now, in button order (see :data:`ACTIONS`)."""
+    """The row actions that apply to ``info`` now, in button order (see :data:`ACTIONS`).
+
+    An earlier kernel's one-off (``info.origin == "earlier kernel"``) is not this manager's job: it gets Rerun
+    when it ended failed or cancelled and can be rerun from here (``rerun_hint`` is None), and Remove, which
+    hides its row; one still going in another kernel gets only Remove."""
     busy = info.current_run is not None
-    failed = info.last_run is not None and info.last_run.status == "failed"
+    ended_badly = info.last_run is not None and info.last_run.status == "failed"
+    if info.origin == "earlier kernel":
+        rerun = not busy and ended_badly and info.rerun_hint is None
+        return ("rerun", "remove") if rerun else ("remove",)
     applies = {
         "run": not busy and not info.one_off and info.registered,
-        "rerun": not busy and info.one_off and failed,
+        "rerun": not busy and info.one_off and ended_badly,
         "cancel": busy,
         "pause": info.recurring and not info.paused,
         "resume": info.paused,
@@ -74,12 +103,36 @@ def actions_for(info: JobInfo) -> tuple[str, ...]:
     return tuple(action for action in ACTIONS if applies[action])
 
 
+def header_cells(shared: _Shared) -> list[Any]:
+    """The column titles, as the cells of the header's grid (the same columns as every row)."""
+    return [
+        W.Button(  # an invisible twin of the rows' toggles
+            layout=shared.toggle_layout,
+            style=shared.button_style,
+            disabled=True,
+            _dom_classes=("jm-toggle", "jm-spacer"),
+        ),
+        shared.html(
+            shared.ident_layout,
+            value='<span class="jm-c jm-c-name">job</span><span class="jm-c jm-c-kind">kind</span>'
+            '<span class="jm-c jm-c-schedule">schedule</span><span class="jm-c jm-c-hist">runs</span>',
+        ),
+        shared.html(shared.status_layout, value='<span class="jm-c">status</span>'),
+        shared.html(
+            shared.timing_layout,
+            value='<span class="jm-c jm-c-last">last run</span><span class="jm-c jm-c-next">next run</span>',
+        ),
+        shared.html(shared.buttons_layout, value='<span class="jm-c">actions</span>'),
+    ]
+
+
 class JobRow:
-    """One job's row, from :meth:`JobTable.row`. ``status`` is its status text and ``buttons`` maps each
-    action that applies now to its ``ipywidgets.Button``. Its widgets: ``widget`` (the row's box, classes
-    ``jm-row`` and ``jm-row-<slug>``), ``toggle`` (▸), ``ident`` (name, kind, schedule), ``status_html``
-    (``jm-status``), ``timing`` (last run, next run, runs), ``buttons_box`` and, once expanded, ``detail``.
-    Read them in tests and scripts; the table owns them (do not change them yourself)."""
+    """One job's row, from :meth:`JobTable.row`. ``status`` is the job's status (``JobInfo.status``), ``state``
+    the words its status cell shows, and ``buttons`` maps each action that applies now to its
+    ``ipywidgets.Button``. Its widgets: ``widget`` (the row's box, classes ``jm-row`` and ``jm-row-<slug>``),
+    ``toggle`` (▸), ``ident`` (name, kind, schedule, recent runs), ``status_html`` (``jm-status``), ``timing``
+    (last run, next run), ``buttons_box`` and, once expanded, ``detail``. Read them in tests and scripts; the
+    table owns them (do not change them yourself)."""
 
     def __init__(self, table: JobTable, info: JobInfo) -> None:
         shared = table._shared
@@ -88,7 +141,9 @@ class JobRow:
         self._table = table
         self._shared = shared
         self._info = info
+        self._state_text = ""
         self._buttons: dict[str, Any] = {}
+        self._hint: Any = None
         self._expanded = False
         self._detail: Any = None
         self.toggle = W.Button(
@@ -102,7 +157,9 @@ class JobRow:
         self.ident = shared.html(shared.ident_layout, "jm-ident")
         self.status_html = shared.html(shared.status_layout, "jm-status")
         self.timing = shared.html(shared.timing_layout, "jm-timing")
-        self.buttons_box = W.HBox([], layout=shared.buttons_layout, _dom_classes=("jm-buttons",))
+        self.buttons_box = W.HBox(
+            [], layout=shared.buttons_layout, _dom_classes=(*shared.column(shared.buttons_layout), "jm-buttons")
+        )
         self.widget = W.HBox(
             [self.toggle, self.ident, self.status_html, self.timing, self.buttons_box],
             layout=shared.row_layout,
@@ -118,9 +175,16 @@ class JobRow:
 
     @property
     def status(self) -> str:
-        """The status text shown: ``queued``, ``started``, ``finished``, ``failed``, ``scheduled``,
-        ``paused`` or ``idle``."""
+        """The job's status, ``JobInfo.status``: ``scheduled``, ``queued``, ``started``, ``retrying``,
+        ``finished``, ``failed``, ``cancelled``, ``paused`` or ``idle``."""
         return self._info.status
+
+    @property
+    def state(self) -> str:
+        """The words of the status cell, as :func:`~jobmanager_nb.notebook.text.state_text` gives them:
+        ``failed``, ``queued · waiting for the running cell``, ``retrying in 4 s``, ``paused · running``,
+        ``started · 42% · loading 3/7 · 12 s · ~16 s left`` ..."""
+        return self._state_text
 
     @property
     def buttons(self) -> dict[str, Any]:
@@ -161,6 +225,8 @@ class JobRow:
         button = self._buttons.get(action)
         if button is None:
             label, tip, style = _LABELS[action]
+            if action == "remove" and self._info.origin == "earlier kernel":
+                tip = _EARLIER_REMOVE_TIP
             button = W.Button(
                 description=label,
                 tooltip=tip.format(name=self.name),
@@ -173,21 +239,47 @@ class JobRow:
             self._buttons[action] = button
         return button
 
+    def _hint_widget(self, hint: str | None) -> tuple[Any, ...]:
+        """The reason an earlier kernel's one-off cannot be rerun from here, shown before its buttons."""
+        if not hint:
+            return ()
+        text = f'<span class="jm-hint" title="{_esc(hint)}">{_esc(hint)}</span>'
+        if self._hint is None:
+            self._hint = self._shared.html(self._shared.detail_layout, "jm-hint-cell", value=text)
+        else:
+            _set(self._hint, value=text)
+        return (self._hint,)
+
     def _needs_widgets(self, info: JobInfo) -> bool:
         return any(action not in self._buttons for action in actions_for(info))
+
+    def _ticks(self) -> bool:
+        """Whether the row's words move with time (a countdown, a run's elapsed time): the table then calls
+        :meth:`_tick` once a second."""
+        return _ticks(self._info)
 
     def _update(self, info: JobInfo, now: datetime) -> None:
         """Show ``info`` (only traits whose value differs are sent)."""
         self._info = info
-        _set(self.ident, value=_ident_html(info))
-        _set(self.status_html, value=_status_html(info))
+        _set(self.ident, value=_ident_html(info, now))
         self._tick(now)
-        _set(self.buttons_box, children=tuple(self._button(action) for action in actions_for(info)))
+        hint = info.rerun_hint if info.origin == "earlier kernel" and "rerun" not in actions_for(info) else None
+        buttons = tuple(self._button(action) for action in actions_for(info))
+        _set(self.buttons_box, children=(*self._hint_widget(hint), *buttons))
         if self._expanded:
             _set(self._detail, value=_detail_html(info, now))
 
     def _tick(self, now: datetime) -> None:
-        _set(self.timing, value=_timing_html(self._info, now))
+        """Re-word what moves with time: the status (elapsed time, countdowns) and the timing cell."""
+        info = self._info
+        busy: list[str] = []
+        run = info.current_run
+        if run is not None and run.phase == "dispatched" and run.kind == "inline":  # what holds it, by name
+            busy = [name for name in _busy_inline(row.info for row in self._table._rows.values()) if name != self.name]
+        badge, after, details = _state(info, now, busy, _kernel_loop(self._table.manager))
+        self._state_text = " · ".join([badge + after, *details])
+        _set(self.status_html, value=_status_html(info, badge, after, details))
+        _set(self.timing, value=_timing_html(info, now))
 
     def _set_expanded(self, expanded: bool, info: JobInfo | None, now: datetime) -> None:
         shown = info or self._info
@@ -203,6 +295,8 @@ class JobRow:
     def _widgets(self) -> Iterator[Any]:
         yield from (self.widget, self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
         yield from self._buttons.values()
+        if self._hint is not None:
+            yield self._hint
         if self._detail is not None:
             yield self._detail
 
@@ -219,25 +313,51 @@ def _set(widget: Any, **traits: Any) -> None:
                 setattr(widget, key, value)
 
 
-def _ident_html(info: JobInfo) -> str:
+def _ident_html(info: JobInfo, now: datetime) -> str:
     name, schedule = info.name, info.schedule_description
+    tag = _origin_tag(info)
+    tag_html = f' <span class="jm-tag">{_esc(tag)}</span>' if tag else ""
+    runs_title = f"{info.runs} runs, {info.failures} failed, {info.skipped} skipped"
     return (
-        f'<span class="jm-c jm-c-name" title="{_esc(name)} — {_esc(info.target)}">{_esc(name)}</span>'
+        f'<span class="jm-c jm-c-name" title="{_esc(name)} — {_esc(info.target)}">'
+        f'<span class="jm-name">{_esc(name)}</span>{tag_html}</span>'
         f'<span class="jm-c jm-c-kind">{_esc(_kind_text(info))}</span>'
         f'<span class="jm-c jm-c-schedule" title="{_esc(info.schedule or schedule)}">{_esc(schedule)}</span>'
+        f'<span class="jm-c jm-c-hist">{_strip_html(info, now)}'
+        f'<span class="jm-c jm-c-runs" title="{runs_title}">{_esc(_runs_text(info))}</span></span>'
     )
 
 
-def _status_html(info: JobInfo) -> str:
-    text = f'<span class="jm-s jm-s-{_esc(info.status)}">{_esc(info.status)}</span>'
-    progress = _progress(info)
+def _strip_html(info: JobInfo, now: datetime) -> str:
+    """The recent runs as marks: up for finished, down for failed, a dash for cancelled; height by duration."""
+    marks = []
+    for outcome, relative, title in _marks(info, now):
+        shape = _MARK_SHAPE.get(outcome)
+        if shape is None:  # cancelled
+            marks.append(f'<i class="jm-m jm-m-dash jm-m-{outcome}" title="{_esc(title)}"></i>')
+            continue
+        height = _MARK_LOW + (_MARK_HIGH - _MARK_LOW) * relative
+        marks.append(f'<i class="jm-m {shape} jm-m-{outcome}" style="height:{height:.0f}%" title="{_esc(title)}"></i>')
+    return f'<span class="jm-strip" role="img" aria-label="{len(marks)} recent runs">{"".join(marks)}</span>'
+
+
+def _status_html(info: JobInfo, badge: str, after: str, details: list[str]) -> str:
+    """The badge, then (for a run reporting progress) the bar, then the words: ``in 4 s`` after a retrying badge,
+    the details after ``·``. The cell's text is the state's words."""
+    text = f'<span class="jm-s jm-s-{_esc(badge)}">{_esc(badge)}</span>'
+    progress = _progress(info) if badge in ("started", "paused") else None
+    words = after.strip()
     if progress is not None:
-        fraction, percent, label = progress
-        tip = f"{percent} {label}" if label else percent
+        fraction, percent, _label = progress
+        tip = " · ".join(details)
         text += (
-            f'<div class="jm-bar jm-progress" data-label="{_esc(percent)}" title="{_esc(tip)}">'
-            f'<div style="width:{fraction * 100:.1f}%"></div></div>'
+            f' <span class="jm-bar jm-progress" data-label="{_esc(percent)}" title="{_esc(tip)}">'
+            f'<span style="width:{fraction * 100:.1f}%"></span></span>'
         )
+    if details:
+        words = " · ".join([words, *details]) if words else "· " + " · ".join(details)
+    if words:
+        text += f' <span class="jm-cap" title="{_esc(words.lstrip("· "))}">{_esc(words)}</span>'
     return text
 
 
@@ -249,19 +369,37 @@ def _timing_html(info: JobInfo, now: datetime) -> str:
         start, took, outcome = _last_run_parts(run, now)
         last = f'{_esc(start)} · {_esc(took)} · <span class="jm-o-{_esc(run.status)}">{_esc(outcome)}</span>'
     next_title = _esc(_clock_time(info.next_run, now)) if info.next_run is not None else ""
-    runs_title = f"{info.runs} runs, {info.failures} failed, {info.skipped} skipped"
     return (
         f'<span class="jm-c jm-c-last">{last}</span>'
         f'<span class="jm-c jm-c-next" title="{next_title}">{_esc(_next_text(info, now))}</span>'
-        f'<span class="jm-c jm-c-runs" title="{runs_title}">{_esc(_runs_text(info))}</span>'
     )
+
+
+def _history_html(info: JobInfo, now: datetime) -> str:
+    """The recent runs as a list, newest first: start, duration, outcome, error line."""
+    if len(info.recent) < 2:
+        return ""
+    rows = []
+    for mark in reversed(info.recent):
+        start = _clock_time(mark.started_at, now) if mark.started_at is not None else "not started"
+        took = duration(mark.duration) if mark.duration is not None else "–"
+        css = "finished" if mark.outcome == "finished" else "failed" if mark.outcome != "cancelled" else "cancelled"
+        rows.append(
+            f"<tr><td>{_esc(start)}</td><td>{_esc(took)}</td>"
+            f'<td class="jm-o-{css}">{_esc(OUTCOME_WORDS[mark.outcome])}</td>'
+            f"<td>{_esc(mark.error_line or '')}</td></tr>"
+        )
+    return f'<div class="jm-muted">Recent runs, newest first:</div><table class="jm-history">{"".join(rows)}</table>'
 
 
 def _detail_html(info: JobInfo, now: datetime) -> str:
     run = info.current_run or info.last_run
     if run is None:
         return '<span class="jm-muted">No run yet.</span>'
-    facts = [f"run {run.run_id}", f"attempt {run.attempt}", _outcome(run)]
+    facts = [f"run {run.run_id}"]
+    if run.attempt > 1:  # a retry of the same run (a rerun is a new run, at attempt 1)
+        facts.append(f"attempt {run.attempt}")
+    facts.append(run.phase if run is info.current_run else _outcome(run))
     if run.started_at is not None:
         facts.append(f"started {_clock_time(run.started_at, now)}")
     if run.duration is not None:
@@ -277,5 +415,6 @@ def _detail_html(info: JobInfo, now: datetime) -> str:
     else:
         parts.append('<div class="jm-muted">No output.</div>')
     if run.error:
-        parts.append(f'<pre class="jm-error">{_esc(run.error)}</pre>')
+        parts.append(f'<pre class="jm-error">{_esc(user_traceback(run.error))}</pre>')
+    parts.append(_history_html(info, now))
     return "".join(parts)

@@ -1,14 +1,24 @@
-"""How the dashboard looks: its stylesheet, its column widths, and the layouts and styles every row shares.
+"""How the dashboard looks: its stylesheet, its colours, and the layouts and styles every row shares.
 
-``_CSS`` is one ``<style>`` block, shown once per table (an ``HTML`` widget with class ``jm-style``); every
-rule is scoped under ``.jm-table``. Text, border and background colours come from the front end's
-``--jp-*`` theme variables, with a fallback for renderers that have none; the status badges and outcomes
-have fixed colours. The header and every row use the same column widths (``_W_*``, in px), so the
-columns line up; a cell's text is clipped with an ellipsis rather than wrapped.
+**Layout.** The header and every row are CSS grids with the same columns: the ▸ toggle, the job (name, kind,
+schedule, recent runs), the status, the timing (last run, next run) and the actions. Columns are fractions
+of the cell's width with minimum widths, never fixed pixels, so the table fills any width and the header
+stays aligned with the rows. Container queries on the table fold the secondary columns away as the cell
+narrows (kind below 1000 px, schedule below 820 px, next run below 660 px), so each row stays one line from
+600 px to full width; the actions keep their own column and wrap inside it rather than under the row.
+
+**Colours.** Every colour is a role (``--jm-fg``, ``--jm-ok``, ``--jm-fill-bad`` ...) set from one of the
+front end's ``--jp-*`` theme variables, with a fallback for renderers that define none (VS Code's, for one):
+:data:`PALETTE` (light) and :data:`DARK_PALETTE` (JupyterLab's dark themes, by ``data-jp-theme-light="false"``
+on ``<body>``, and VS Code's dark themes, by ``body.vscode-dark``). The table paints its own background, so
+each text colour is only ever seen on the backgrounds :data:`CONTRAST_PAIRS` lists, and
+``tests/test_dashboard_colours.py`` checks every one of them reaches WCAG AA (4.5:1) in both themes.
 
 :class:`_Shared` holds the ipywidgets layouts and styles of the rows: one model each, made once per table
-rather than once per row (500 rows would otherwise add thousands of models). Its :meth:`_Shared.html` makes
-an ``HTML`` widget with its CSS classes given at construction, which costs no extra message.
+rather than once per row (500 rows would otherwise add thousands of models). The layouts set nothing (the
+stylesheet does the layout); each column's layout object names its column, and :meth:`_Shared.html` gives a
+cell made with it the column's class (``jm-col-ident``, ``jm-col-status``, ...), at construction, which costs
+no extra message.
 """
 
 from __future__ import annotations
@@ -17,77 +27,260 @@ from typing import Any
 
 import ipywidgets as W
 
-# Column widths in px; the header and every row use the same ones, so columns line up.
-_W_TOGGLE, _W_NAME, _W_KIND, _W_SCHEDULE = 28, 170, 110, 190
-_W_STATUS, _W_LAST, _W_NEXT, _W_RUNS = 90, 200, 100, 90
+__all__ = ["CONTRAST_PAIRS", "DARK_PALETTE", "NON_TEXT_PAIRS", "PALETTE"]
+
+PALETTE: dict[str, tuple[str, str]] = {
+    # role: (the theme variable it follows, the fallback where the variable is missing) -- light themes
+    "bg": ("--jp-layout-color0", "#ffffff"),  # the table's own background
+    "fg": ("--jp-ui-font-color1", "rgba(0, 0, 0, 0.87)"),  # text
+    "muted": ("--jp-ui-font-color2", "rgba(0, 0, 0, 0.54)"),  # secondary text: titles, kind, "never"
+    "hover": ("--jp-cell-editor-background", "#f5f5f5"),  # a hovered or expanded row
+    "panel": ("--jp-layout-color2", "#eeeeee"),  # buttons, the output box, the progress bar's track
+    "line": ("--jp-border-color2", "#e0e0e0"),  # between rows
+    "edge": ("--jp-layout-color4", "#757575"),  # button and tag borders, the strip's axis (3:1 on any row)
+    "accent": ("--jp-brand-color1", "#1976d2"),  # the expanded row's left bar
+    "ok": ("--jp-success-color0", "#1b5e20"),  # "finished" as text, a finished run's mark
+    "bad": ("--jp-error-color0", "#b71c1c"),  # "failed" as text, a failed run's mark, the message line
+    "error-bg": ("--jp-rendermime-error-background", "#ffdddd"),  # the traceback box
+    "on-fill": ("--jp-ui-inverse-font-color0", "#ffffff"),  # text on a filled badge or button
+    "on-warn": ("--jp-ui-font-color0", "#000000"),  # text on the orange fill
+    "fill-info": ("--jp-info-color0", "#006064"),  # scheduled
+    "fill-brand": ("--jp-brand-color0", "#0d47a1"),  # started, the progress bar, Resume
+    "fill-ok": ("--jp-success-color0", "#1b5e20"),  # finished
+    "fill-bad": ("--jp-error-color0", "#b71c1c"),  # failed
+    "fill-warn": ("--jp-warn-color0", "#e65100"),  # retrying, Rerun
+    "fill-grey": ("--jp-inverse-layout-color3", "#616161"),  # paused
+}
+"""The colour roles in light themes: (theme variable, fallback)."""
+
+DARK_PALETTE: dict[str, tuple[str, str]] = {
+    "bg": ("--jp-layout-color0", "#111111"),
+    "fg": ("--jp-ui-font-color1", "rgba(255, 255, 255, 0.87)"),
+    "muted": ("--jp-ui-font-color2", "rgba(255, 255, 255, 0.54)"),
+    "hover": ("--jp-cell-editor-background", "#212121"),
+    "panel": ("--jp-layout-color2", "#424242"),
+    "line": ("--jp-border-color2", "#424242"),
+    "edge": ("--jp-layout-color4", "#757575"),
+    "accent": ("--jp-brand-color1", "#2196f3"),
+    "ok": ("--jp-success-color2", "#81c784"),  # dark themes' light shades: readable on a dark row
+    "bad": ("--jp-error-color2", "#e57373"),
+    "error-bg": ("--jp-rendermime-error-background", "rgba(244, 67, 54, 0.28)"),
+    "on-fill": ("--jp-ui-inverse-font-color0", "#000000"),  # dark text on the brighter fills
+    "on-warn": ("--jp-ui-inverse-font-color0", "#000000"),
+    "fill-info": ("--jp-info-color1", "#00bcd4"),
+    "fill-brand": ("--jp-brand-color1", "#2196f3"),
+    "fill-ok": ("--jp-success-color1", "#4caf50"),
+    "fill-bad": ("--jp-error-color1", "#f44336"),
+    "fill-warn": ("--jp-warn-color1", "#ff9800"),
+    "fill-grey": ("--jp-inverse-layout-color3", "#bdbdbd"),
+}
+"""The colour roles in dark themes: (theme variable, fallback)."""
+
+CONTRAST_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    # (text role, the backgrounds under it from the bottom up, where it is seen); each must reach 4.5:1
+    ("fg", ("bg",), "row text, summary, toggle, caption, tag"),
+    ("fg", ("hover",), "text on a hovered or expanded row"),
+    ("muted", ("bg",), "column titles, kind, never, idle"),
+    ("muted", ("hover",), "secondary text on a hovered or expanded row, the expanded run's facts"),
+    ("ok", ("bg",), "finished (last run, summary)"),
+    ("ok", ("hover",), "finished on a hovered or expanded row"),
+    ("bad", ("bg",), "failed (last run, summary), the message line"),
+    ("bad", ("hover",), "failed on a hovered or expanded row"),
+    ("fg", ("hover", "panel"), "buttons and the output box (on any row)"),
+    ("fg", ("hover", "error-bg"), "the traceback box of an expanded row"),
+    ("fg", ("bg", "error-bg"), "the traceback box on the table's background"),
+    ("on-fill", ("fill-info",), "the scheduled badge"),
+    ("on-fill", ("fill-brand",), "the started badge, Resume"),
+    ("on-fill", ("fill-ok",), "the finished badge"),
+    ("on-fill", ("fill-bad",), "the failed badge"),
+    ("on-warn", ("fill-warn",), "the retrying badge, Rerun"),
+    ("on-fill", ("fill-grey",), "the paused badge"),
+)
+"""Every text colour on every background it can be seen on (normal, hovered and expanded rows)."""
+
+NON_TEXT_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    # (colour, the backgrounds under it), each must reach 3:1 (WCAG 1.4.11, graphical objects and UI parts)
+    ("edge", ("bg",), "button and tag borders, the strip's axis"),
+    ("edge", ("hover",), "button borders on a hovered or expanded row"),
+    ("ok", ("hover",), "a finished run's mark"),
+    ("bad", ("hover",), "a failed run's mark"),
+    ("muted", ("hover",), "a cancelled run's mark"),
+    ("fill-brand", ("hover", "panel"), "the progress bar's fill on its track"),
+    ("accent", ("hover",), "the expanded row's left bar"),
+)
+"""Colours that carry meaning without text, on what they are seen against."""
+
+_DARK_SCOPES = (
+    'body[data-jp-theme-light="false"] .jm-table',  # JupyterLab, Notebook 7, Voilà: a dark theme
+    "body.vscode-dark .jm-table",  # VS Code's dark themes (no --jp-* variables there)
+    "body.vscode-high-contrast:not(.vscode-high-contrast-light) .jm-table",
+)
+
+
+def _roles(palette: dict[str, tuple[str, str]]) -> str:
+    return "\n".join(f"  --jm-{role}: var({variable}, {fallback});" for role, (variable, fallback) in palette.items())
+
+
+# Columns, in fractions of the row's width with minimums: the header and every row use the same tracks.
+_COLUMNS = "1.6em minmax(0, 8.4fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.6fr)"
+_COLUMNS_NO_KIND = "1.6em minmax(0, 6.8fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.4fr)"
+_COLUMNS_NO_SCHEDULE = "1.6em minmax(0, 4.6fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.4fr)"
+_COLUMNS_NARROW = "1.6em minmax(0, 4.6fr) minmax(0, 3.4fr) minmax(0, 1.8fr) minmax(15.5em, 2.3fr)"
+_IDENT = "minmax(0, 2.4fr) minmax(0, 1.6fr) minmax(0, 2.4fr) minmax(6.5em, 2fr)"  # name, kind, schedule, runs
+_IDENT_NO_KIND = "minmax(0, 2.4fr) minmax(0, 2.4fr) minmax(6.5em, 2fr)"
+_IDENT_NO_SCHEDULE = "minmax(0, 2.6fr) minmax(6.5em, 2fr)"
+_TIMING = "minmax(0, 1.9fr) minmax(0, 1fr)"  # last run, next run
 
 _CSS = f"""
 <style>
-.jm-table {{ font-size: 12.5px; line-height: 1.35; }}
-.jm-table .jm-summary {{ color: var(--jp-ui-font-color1, #222); font-weight: 600; }}
-.jm-table .jm-message .widget-html-content {{ color: #b91c1c; white-space: nowrap; overflow: hidden;
+.jm-table {{
+{_roles(PALETTE)}
+  container: jm-table / inline-size;
+  background: var(--jm-bg); color: var(--jm-fg);
+  font-family: var(--jp-ui-font-family, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
+  font-size: var(--jp-ui-font-size1, 13px); line-height: 1.4;
+}}
+{", ".join(_DARK_SCOPES)} {{
+{_roles(DARK_PALETTE)}
+}}
+.jm-table .jupyter-widgets {{ margin: 0; color: var(--jm-fg); }}
+.jm-table .widget-html {{ display: block; height: auto; min-width: 0; line-height: inherit; overflow: hidden; }}
+.jm-table .widget-html > .widget-html-content {{ line-height: inherit; height: auto; min-width: 0; }}
+.jm-table .jm-style {{ display: none; }}
+.jm-table .jm-summary {{ font-weight: 600; padding: 2px 4px; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; }}
-.jm-table .jm-header {{ border-bottom: 1px solid var(--jp-border-color1, #bbb); font-weight: 600;
-  color: var(--jp-ui-font-color2, #555); }}
-.jm-table .jm-row {{ border-bottom: 1px solid var(--jp-border-color2, #e5e5e5); align-items: center; }}
-.jm-table .jm-row:hover {{ background: var(--jp-layout-color2, #f6f6f6); }}
-.jm-table .widget-html, .jm-table .widget-html-content {{ margin: 0; height: auto; line-height: 1.35; }}
-.jm-table .jm-c {{ display: inline-block; vertical-align: middle; overflow: hidden; white-space: nowrap;
-  text-overflow: ellipsis; padding-right: 8px; box-sizing: border-box; }}
-.jm-table .jm-c-name {{ width: {_W_NAME}px; font-weight: 600; }}
-.jm-table .jm-c-kind {{ width: {_W_KIND}px; color: var(--jp-ui-font-color2, #555); }}
-.jm-table .jm-c-schedule {{ width: {_W_SCHEDULE}px; }}
-.jm-table .jm-c-last {{ width: {_W_LAST}px; }}
-.jm-table .jm-c-next {{ width: {_W_NEXT}px; font-variant-numeric: tabular-nums; }}
-.jm-table .jm-c-runs {{ width: {_W_RUNS}px; font-variant-numeric: tabular-nums; }}
-.jm-table .jm-muted {{ color: var(--jp-ui-font-color3, #888); }}
-.jm-table .jm-s {{ display: inline-block; padding: 0 6px; border-radius: 8px; font-weight: 600;
-  color: #fff; }}
-.jm-table .jm-s-scheduled {{ background: #0e7490; }}
-.jm-table .jm-s-queued {{ background: #6b7280; }}
-.jm-table .jm-s-started {{ background: #1d4ed8; }}
-.jm-table .jm-s-finished {{ background: #15803d; }}
-.jm-table .jm-s-failed {{ background: #b91c1c; }}
-.jm-table .jm-s-paused {{ background: #b45309; }}
-.jm-table .jm-s-retrying {{ background: #6d28d9; }}
-.jm-table .jm-s-cancelled {{ background: #4b5563; }}
-.jm-table .jm-s-idle {{ background: #9ca3af; }}
-.jm-table .jm-o-finished {{ color: #15803d; }}
-.jm-table .jm-o-failed {{ color: #b91c1c; }}
-.jm-table .jm-bar {{ position: relative; height: 12px; margin-top: 2px; width: {_W_STATUS - 10}px;
-  background: var(--jp-layout-color3, #ddd); border-radius: 3px; overflow: hidden; }}
-.jm-table .jm-bar > div {{ height: 100%; background: #1d4ed8; }}
-.jm-table .jm-bar::after {{ content: attr(data-label); position: absolute; inset: 0; font-size: 10px;
-  line-height: 12px; text-align: center; color: #111; }}
-.jm-table .jm-btn {{ height: 24px; line-height: 22px; padding: 0 8px; margin: 1px 3px 1px 0;
-  font-size: 12px; width: auto; }}
-.jm-table .jm-toggle {{ width: {_W_TOGGLE - 4}px; height: 22px; padding: 0; margin: 0 4px 0 0;
-  background: transparent; }}
+.jm-table .jm-message .widget-html-content {{ color: var(--jm-bad); padding: 0 4px; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; }}
+.jm-table .jm-body {{ overflow: visible; }}
+
+/* the grid: the header and every row have the same columns */
+.jm-table .jm-header, .jm-table .jm-row {{ display: grid; grid-template-columns: {_COLUMNS};
+  column-gap: 0.6em; align-items: center; width: 100%; box-sizing: border-box; padding: 0 4px;
+  overflow: visible; }}
+.jm-table .jm-header {{ color: var(--jm-muted); font-weight: 600; border-bottom: 1px solid var(--jm-edge);
+  min-height: 1.9em; }}
+.jm-table .jm-header .jupyter-widgets {{ color: var(--jm-muted); }}
+.jm-table .jm-row {{ border-bottom: 1px solid var(--jm-line); min-height: 2.15em; }}
+.jm-table .jm-row:hover, .jm-table .jm-row:has(> .jm-detail) {{ background: var(--jm-hover); }}
+.jm-table .jm-row:has(> .jm-detail) {{ box-shadow: inset 3px 0 0 var(--jm-accent); }}
+.jm-table .jm-col-ident > .widget-html-content {{ display: grid; grid-template-columns: {_IDENT};
+  column-gap: 0.6em; align-items: center; }}
+.jm-table .jm-col-timing > .widget-html-content {{ display: grid; grid-template-columns: {_TIMING};
+  column-gap: 0.6em; align-items: center; }}
+.jm-table .jm-col-status > .widget-html-content {{ display: flex; align-items: center; gap: 0.4em;
+  white-space: nowrap; overflow: hidden; }}
+.jm-table .jm-c {{ display: block; min-width: 0; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }}
+.jm-table .jm-c-name {{ display: flex; align-items: center; gap: 0.4em; font-weight: 600; }}
+.jm-table .jm-name {{ min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
+.jm-table .jm-header .jm-c-name {{ display: block; }}
+.jm-table .jm-tag {{ flex: none; font-size: 0.85em; font-weight: 400; line-height: 1.3; padding: 0 0.45em;
+  border: 1px solid var(--jm-edge); border-radius: 0.7em; color: var(--jm-fg); }}
+.jm-table .jm-c-kind, .jm-table .jm-muted {{ color: var(--jm-muted); }}
+.jm-table .jm-c-next, .jm-table .jm-c-runs, .jm-table .jm-c-last, .jm-table .jm-cap {{
+  font-variant-numeric: tabular-nums; }}
+.jm-table .jm-c-hist {{ display: flex; align-items: center; gap: 0.45em; }}
+.jm-table .jm-c-hist .jm-c-runs {{ flex: none; }}
+.jm-table .jm-o-finished {{ color: var(--jm-ok); }}
+.jm-table .jm-o-failed {{ color: var(--jm-bad); }}
+
+/* the status: a badge, then a progress bar and the words after it */
+.jm-table .jm-s {{ flex: none; padding: 0 0.5em; border-radius: 0.75em; font-weight: 600; line-height: 1.45;
+  border: 1px solid transparent; color: var(--jm-on-fill); }}
+.jm-table .jm-s-scheduled {{ background: var(--jm-fill-info); }}
+.jm-table .jm-s-started {{ background: var(--jm-fill-brand); }}
+.jm-table .jm-s-finished {{ background: var(--jm-fill-ok); }}
+.jm-table .jm-s-failed {{ background: var(--jm-fill-bad); }}
+.jm-table .jm-s-retrying {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); }}
+.jm-table .jm-s-paused {{ background: var(--jm-fill-grey); }}
+.jm-table .jm-s-queued {{ color: var(--jm-fg); border: 1px dashed var(--jm-edge); }}
+.jm-table .jm-s-cancelled {{ color: var(--jm-fg); border-color: var(--jm-edge); }}
+.jm-table .jm-s-idle {{ color: var(--jm-muted); font-weight: 400; border: 1px dotted var(--jm-edge); }}
+.jm-table .jm-cap {{ flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
+.jm-table .jm-bar {{ flex: 1 1 4em; min-width: 3em; height: 0.8em; background: var(--jm-panel);
+  box-shadow: inset 0 0 0 1px var(--jm-edge); border-radius: 2px; overflow: hidden; }}
+.jm-table .jm-bar > span {{ display: block; height: 100%; background: var(--jm-fill-brand); }}
+
+/* recent runs: finished runs rise above the axis, failures hang below it, cancelled ones are a dash */
+.jm-table .jm-strip {{ flex: 0 1 auto; width: calc(20 * 4px); min-width: 0; height: 1.4em; display: flex;
+  justify-content: flex-end; gap: 1px; overflow: hidden;
+  background: linear-gradient(var(--jm-edge), var(--jm-edge)) center / 100% 1px no-repeat; }}
+.jm-table .jm-m {{ flex: none; width: 3px; }}
+.jm-table .jm-m-up {{ align-self: flex-end; margin-bottom: 0.7em; background: var(--jm-ok);
+  border-radius: 1px 1px 0 0; }}
+.jm-table .jm-m-down {{ align-self: flex-start; margin-top: 0.7em; background: var(--jm-bad);
+  border-radius: 0 0 1px 1px; }}
+.jm-table .jm-m-dash {{ align-self: center; height: 3px; background: var(--jm-muted); }}
+
+/* buttons keep their own background and border on every row state */
+.jm-table .jm-buttons {{ display: flex; flex-wrap: wrap; align-items: center; gap: 3px 0.3em; margin: 0;
+  padding: 2px 0; min-width: 0; overflow: visible; }}
+.jm-table .jm-btn {{ width: auto; height: 1.8em; line-height: calc(1.8em - 2px); padding: 0 0.6em; margin: 0;
+  font-size: 1em; border: 1px solid var(--jm-edge); border-radius: 3px; background: var(--jm-panel);
+  color: var(--jm-fg); }}
+.jm-table .jm-btn-rerun {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); font-weight: 600; }}
+.jm-table .jm-btn-resume {{ background: var(--jm-fill-brand); color: var(--jm-on-fill); font-weight: 600; }}
+.jm-table .jm-hint {{ color: var(--jm-fg); white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  min-width: 0; }}
+.jm-table .jm-toggle {{ width: 1.6em; height: 1.6em; padding: 0; margin: 0; display: inline-flex;
+  align-items: center; justify-content: center; line-height: 1; font-size: 1em; background: transparent;
+  color: var(--jm-fg); border: none; }}
+.jm-table .jm-toggle:hover {{ background: var(--jm-panel); }}
 .jm-table .jm-spacer {{ visibility: hidden; }}
-.jm-table .jm-detail {{ width: 100%; }}
+
+/* the expanded run */
+.jm-table .jm-detail {{ grid-column: 1 / -1; padding: 2px 0 6px 1.6em; overflow: visible; }}
 .jm-table .jm-detail pre {{ max-height: 18em; overflow: auto; margin: 2px 0 6px 0; padding: 4px 6px;
-  background: var(--jp-layout-color2, #f3f3f3); font-size: 12px; white-space: pre-wrap; }}
-.jm-table .jm-detail pre.jm-error {{ background: #fdecec; color: #7f1d1d; }}
+  background: var(--jm-panel); color: var(--jm-fg); font-size: var(--jp-code-font-size, 12px);
+  font-family: var(--jp-code-font-family, monospace); white-space: pre-wrap; border-radius: 2px; }}
+.jm-table .jm-detail pre.jm-error {{ background: var(--jm-error-bg); color: var(--jm-fg);
+  border-left: 3px solid var(--jm-bad); }}
+.jm-table .jm-history {{ margin: 2px 0 6px 0; border-collapse: collapse; font-variant-numeric: tabular-nums; }}
+.jm-table .jm-history td {{ padding: 0 1em 0 0; white-space: nowrap; }}
+
+/* narrower cells: fold the secondary columns away */
+@container jm-table (max-width: 1000px) {{
+  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_KIND}; }}
+  .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_KIND}; }}
+  .jm-table .jm-c-kind {{ display: none; }}
+}}
+@container jm-table (max-width: 820px) {{
+  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_SCHEDULE}; }}
+  .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_SCHEDULE}; }}
+  .jm-table .jm-c-schedule {{ display: none; }}
+}}
+@container jm-table (max-width: 660px) {{
+  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NARROW}; }}
+  .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: minmax(0, 1fr); }}
+  .jm-table .jm-c-next {{ display: none; }}
+}}
 </style>
 """
 
 
 class _Shared:
-    """Layouts and styles every row shares (one model each, not one per row)."""
+    """Layouts and styles every row shares (one model each, not one per row). Each column's layout sets nothing
+    (the stylesheet lays the grid out) but names the column: :meth:`html` gives a cell made with it the
+    column's class, so the header's cells and the rows' cells share the grid's rules."""
 
     def __init__(self) -> None:
-        self.row_layout = W.Layout(flex_flow="row wrap", align_items="center", width="100%", padding="2px 0")
-        self.toggle_layout = W.Layout(width=f"{_W_TOGGLE - 4}px")
-        self.ident_layout = W.Layout(width=f"{_W_NAME + _W_KIND + _W_SCHEDULE}px")
-        self.status_layout = W.Layout(width=f"{_W_STATUS}px")
-        self.timing_layout = W.Layout(width=f"{_W_LAST + _W_NEXT + _W_RUNS}px")
-        self.buttons_layout = W.Layout(flex="1 1 auto", flex_flow="row wrap", align_items="center")
-        self.button_layout = W.Layout(width="auto", height="24px")
-        self.detail_layout = W.Layout(width="100%", padding="2px 0 4px 28px")
+        self.row_layout = W.Layout()
+        self.toggle_layout = W.Layout()
+        self.ident_layout = W.Layout()
+        self.status_layout = W.Layout()
+        self.timing_layout = W.Layout()
+        self.buttons_layout = W.Layout()
+        self.button_layout = W.Layout()
+        self.detail_layout = W.Layout()
         self.button_style = W.ButtonStyle()
         probe = W.HTML()  # ipywidgets does not export HTMLStyle: borrow the style of a throwaway HTML
         self.html_style = probe.style
         probe.close()
+        self._column = {
+            id(self.ident_layout): "jm-col-ident",
+            id(self.status_layout): "jm-col-status",
+            id(self.timing_layout): "jm-col-timing",
+            id(self.buttons_layout): "jm-col-actions",
+        }
         self.widgets: list[Any] = [
             self.row_layout,
             self.toggle_layout,
@@ -101,6 +294,11 @@ class _Shared:
             self.html_style,
         ]
 
+    def column(self, layout: Any) -> tuple[str, ...]:
+        """The class of the column ``layout`` stands for (none for other layouts)."""
+        column = self._column.get(id(layout))
+        return (column,) if column is not None else ()
+
     def html(self, layout: Any, *classes: str, value: str = "") -> Any:
         # classes passed to the constructor cost nothing; add_class() afterwards would send one more message
-        return W.HTML(value=value, layout=layout, style=self.html_style, _dom_classes=classes)
+        return W.HTML(value=value, layout=layout, style=self.html_style, _dom_classes=(*self.column(layout), *classes))

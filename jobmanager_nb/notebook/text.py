@@ -1,36 +1,64 @@
 """The dashboard as plain text, and the wording every view of it shares.
 
 :func:`render_text` is the job table as text: ``%job list``, ``%jobs`` in a terminal IPython, ``print(table)``
-and the ``text/plain`` of the widget. One line per job: name, kind, schedule, status (with the progress a
-worker reported), last run (start · duration · outcome), next run and run counts; long names and schedules
-are clipped.
+and the ``text/plain`` of the widget. One line per job: name, kind, schedule, state (:func:`state_text`), last
+run (start · duration · outcome), next run, and the run count with the last runs' outcomes (``12 ✓✓✗✗✗``);
+long names and schedules are clipped.
 
 The same helpers fill the widget's cells (:mod:`jobmanager_nb.notebook.rows`), so the two views always say
-the same thing: :func:`countdown` (``"in 4 s"``, ``"due now"``), :func:`duration` (``"42 ms"``,
-``"3 min 5 s"``), clock times (``"14:05:09"`` today, ``"03 Dec 14:05"`` otherwise), a run's outcome, the run
-and skip counts, a job's kind, and the progress clamped to 0..1. :func:`css_slug` is a job name made safe
-for a CSS class (each row carries ``jm-row-<slug>``).
+the same thing:
 
-This module imports neither IPython nor ipywidgets: printing the table needs neither.
+- :func:`state_text`: what a job is doing, from its run's phase (:mod:`jobmanager_nb.lifecycle`):
+  ``started · 42% · loading 3/7 · 12 s · ~16 s left``, ``queued · waiting for the running cell``,
+  ``retrying in 4 s``, ``paused · running``, ``failed · timed out``, ``cancelled``. :func:`_ticks` says whether
+  those words change as time passes (countdowns, elapsed time), so the table knows which rows to re-word.
+- :func:`countdown` (``"in 4 s"``, ``"due now"``), :func:`duration` (``"42 ms"``, ``"3 min 5 s"``), elapsed
+  time (``"12 s"``), clock times (``"14:05:09"`` today, ``"03 Dec 14:05"`` otherwise), a run's outcome, the run
+  and skip counts, a job's kind, the progress clamped to 0..1.
+- :func:`_marks`: the job's recent runs (``JobInfo.recent``) as marks for the strip: outcome, duration relative
+  to the job's slowest recent run, and the words for hovering.
+- :func:`user_traceback`: a traceback without the frames of jobmanager_nb's plumbing and IPython's own files
+  (IPython's ``_modified_open`` wrapper around ``open``).
+- :func:`summary_counts`: the jobs counted by status, each job once (the summary line above the rows).
+
+:func:`css_slug` is a job name made safe for a CSS class (each row carries ``jm-row-<slug>``). This module
+imports neither IPython nor ipywidgets: printing the table needs neither.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import math
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from jobmanager_nb.model import JobInfo, JobRun
+from jobmanager_nb.model import JobInfo, JobRun, RunMark
 
 if TYPE_CHECKING:
     from jobmanager_nb.manager import JobManager
 
-__all__ = ["countdown", "css_slug", "duration", "render_text"]
+__all__ = ["countdown", "css_slug", "duration", "render_text", "state_text", "summary_counts", "user_traceback"]
 
 _MAX_TEXT_CELL = 40
+_TEXT_MARKS = 10  # recent outcomes shown in the text table's RUNS column
+
+STATUS_ORDER = ("started", "queued", "retrying", "failed", "cancelled", "paused", "scheduled", "finished", "idle")
+"""Every ``JobInfo.status``, in the order the summary line counts them."""
+
+OUTCOME_WORDS = {
+    "finished": "finished",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "timed_out": "timed out",
+    "lost": "worker lost",
+}
+"""How each run outcome (:data:`jobmanager_nb.lifecycle.Outcome`) is worded."""
+
+_TEXT_MARK = {"finished": "✓", "failed": "✗", "timed_out": "✗", "lost": "✗", "cancelled": "–"}
 
 
 def _one_line(text: str) -> str:
@@ -85,6 +113,12 @@ def duration(seconds: float) -> str:
     return f"{hours} h {minutes} min"
 
 
+def _elapsed(seconds: float) -> str:
+    """Time so far, in whole seconds (it moves once a second): ``"0 s"``, ``"12 s"``, ``"3 min 5 s"``."""
+    seconds = max(seconds, 0.0)
+    return f"{int(seconds)} s" if seconds < 60 else duration(seconds)
+
+
 def _clock_time(moment: datetime, now: datetime) -> str:
     local, today = moment.astimezone(), now.astimezone()
     if local.date() == today.date():
@@ -93,9 +127,10 @@ def _clock_time(moment: datetime, now: datetime) -> str:
 
 
 def _outcome(run: JobRun) -> str:
-    if run.cancelled:
-        return "cancelled"
-    return run.status
+    """How ``run`` ended, in words (``finished``, ``failed``, ``cancelled``, ``timed out``, ``worker lost``)."""
+    if run.outcome is not None:
+        return OUTCOME_WORDS[run.outcome]
+    return "cancelled" if run.cancelled else run.status
 
 
 def _last_run_parts(run: JobRun, now: datetime) -> tuple[str, str, str]:
@@ -124,6 +159,13 @@ def _kind_text(info: JobInfo) -> str:
     return f"{info.kind} · one-off" if info.one_off else info.kind
 
 
+def _origin_tag(info: JobInfo) -> str | None:
+    """``earlier kernel`` for a one-off only the store knows (``another kernel`` while it runs there), or None."""
+    if info.origin != "earlier kernel":
+        return None
+    return "another kernel" if info.current_run is not None else "earlier kernel"
+
+
 def _progress(info: JobInfo) -> tuple[float, str, str | None] | None:
     """The progress a running job reported: (fraction clamped to 0..1, ``"42%"``, label), or None."""
     if info.progress is None or info.current_run is None:
@@ -141,6 +183,180 @@ def _progress_text(info: JobInfo) -> str:
     return f"{percent} {_one_line(label)}" if label else percent
 
 
+def _running_parts(info: JobInfo, run: JobRun, now: datetime) -> list[str]:
+    """A started run, like tqdm: ``["42%", "loading 3/7", "12 s", "~16 s left"]`` (percent, caption, elapsed,
+    estimate) with progress; ``["12 s"]`` (elapsed) without. The estimate assumes the rate so far holds."""
+    elapsed = (now - run.started_at).total_seconds() if run.started_at is not None else None
+    parts: list[str] = []
+    progress = _progress(info)
+    if progress is not None:
+        _fraction, percent, label = progress
+        parts.append(percent)
+        if label and label.strip():
+            parts.append(_one_line(label))
+    if elapsed is not None:
+        parts.append(_elapsed(elapsed))
+        if progress is not None and 0 < progress[0] < 1:
+            left = elapsed * (1 - progress[0]) / progress[0]
+            parts.append("<1 s left" if left < 1 else f"~{_elapsed(left)} left")
+    return parts
+
+
+def _waiting_words(run: JobRun, busy_inline: Sequence[str], kernel_loop: bool) -> str | None:
+    """Why a run handed over (``dispatched``) has not started. An inline run waits for the inline queue, which
+    runs on the manager's event loop (the kernel's, in a notebook): only other inline jobs or a busy cell hold
+    it. An offloaded run waits for the executor to start a worker (or for a free one)."""
+    if run.phase != "dispatched":
+        return None
+    if run.kind == "offloaded":
+        return "waiting for a worker"
+    if busy_inline:
+        more = f" and {len(busy_inline) - 1} more" if len(busy_inline) > 1 else ""
+        return f"waiting for {_clip(_one_line(busy_inline[0]), 30)}{more}"
+    return "waiting for the running cell" if kernel_loop else "waiting for the inline queue"
+
+
+def _state(
+    info: JobInfo, now: datetime, busy_inline: Sequence[str] = (), kernel_loop: bool = True
+) -> tuple[str, str, list[str]]:
+    """(badge, words after it, details): the job's state as :func:`state_text` words it. The badge is a
+    ``JobInfo.status`` value (or ``paused`` for a paused job whose run still goes); the words after it are
+    ``" in 4 s"`` for a retry countdown or ``""``; the details follow, each after ``" · "``."""
+    run = info.current_run
+    if run is None:
+        last = info.last_run
+        if info.status == "failed" and last is not None and last.outcome in ("timed_out", "lost"):
+            return "failed", "", [OUTCOME_WORDS[last.outcome]]
+        return info.status, "", []
+    if run.phase == "retrying":
+        badge, after, details = "retrying", "", []
+        if run.retry_at is not None:
+            left = countdown((run.retry_at - now).total_seconds())
+            after = " now" if left == "due now" else f" {left}"
+    elif run.phase == "started":
+        badge, after, details = "started", "", _running_parts(info, run, now)
+    else:
+        badge, after = "queued", ""
+        waiting = _waiting_words(run, busy_inline, kernel_loop)
+        details = [waiting] if waiting else []
+    if info.paused:
+        going = "running" if badge == "started" else badge
+        return "paused", "", [going + after, *details]
+    return badge, after, details
+
+
+def state_text(info: JobInfo, now: datetime, busy_inline: Sequence[str] = (), kernel_loop: bool = True) -> str:
+    """What the job is doing, in words, as the dashboard's status cell shows it: its status, and for a run going
+    what the run state machine knows (``queued · waiting for the running cell``, ``retrying in 4 s``,
+    ``paused · running``, ``started · 42% · loading 3/7 · 12 s · ~16 s left``). ``busy_inline`` names the other
+    inline jobs running now; ``kernel_loop`` says whether the manager runs inline jobs on the kernel's loop."""
+    badge, after, details = _state(info, now, busy_inline, kernel_loop)
+    return " · ".join([badge + after, *details])
+
+
+def _ticks(info: JobInfo) -> bool:
+    """Whether the job's words change as time passes: a countdown to its next run, or a run going (elapsed
+    time, a retry's countdown)."""
+    return info.current_run is not None or (info.next_run is not None and not info.paused)
+
+
+def _kernel_loop(manager: JobManager) -> bool:
+    """Whether ``manager`` runs inline jobs on a loop it was given (the kernel's, in a notebook) rather than
+    on a private loop thread of its own."""
+    return getattr(manager, "_loop_thread", None) is None
+
+
+def _busy_inline(infos: Iterable[JobInfo]) -> list[str]:
+    """The inline jobs whose run has started (they hold the inline queue)."""
+    return [
+        info.name
+        for info in infos
+        if info.kind == "inline" and info.current_run is not None and info.current_run.phase == "started"
+    ]
+
+
+def _mark_title(mark: RunMark, now: datetime) -> str:
+    start = _clock_time(mark.started_at, now) if mark.started_at is not None else "never started"
+    took = duration(mark.duration) if mark.duration is not None else "–"
+    text = f"{start} · {took} · {OUTCOME_WORDS[mark.outcome]}"
+    if mark.error_line:
+        text += f"\n{_clip(_one_line(mark.error_line), 200)}"
+    return text
+
+
+def _marks(info: JobInfo, now: datetime) -> list[tuple[str, float, str]]:
+    """The job's recent runs, oldest first, as (outcome, duration relative to the slowest of them (0..1),
+    words for hovering)."""
+    durations = [mark.duration or 0.0 for mark in info.recent]
+    longest = max(durations, default=0.0)
+    return [
+        (mark.outcome, (took / longest) if longest > 0 else 0.0, _mark_title(mark, now))
+        for mark, took in zip(info.recent, durations, strict=True)
+    ]
+
+
+def _text_marks(info: JobInfo) -> str:
+    """The last outcomes as characters, oldest first: ``✓`` finished, ``✗`` failed (or timed out, or lost),
+    ``–`` cancelled."""
+    return "".join(_TEXT_MARK[mark.outcome] for mark in info.recent[-_TEXT_MARKS:])
+
+
+def summary_counts(infos: Iterable[JobInfo]) -> tuple[int, list[tuple[str, int]]]:
+    """(how many jobs, [(status, count), ...]) in :data:`STATUS_ORDER`, each job counted once, under its
+    ``JobInfo.status``: the counts add up to the total."""
+    counts: dict[str, int] = {}
+    total = 0
+    for info in infos:
+        total += 1
+        counts[info.status] = counts.get(info.status, 0) + 1
+    order = [*STATUS_ORDER, *sorted(set(counts) - set(STATUS_ORDER))]
+    return total, [(status, counts[status]) for status in order if counts.get(status)]
+
+
+def _ipython_dir() -> str | None:
+    """IPython's package folder, found without importing IPython (None when it is not installed)."""
+    try:
+        spec = importlib.util.find_spec("IPython")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.realpath(next(iter(spec.submodule_search_locations))) + os.sep
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # jobmanager_nb/
+_FRAME = re.compile(r'^\s*File "(.+?)", line \d+')
+_plumbing_dirs: tuple[str, ...] | None = None
+
+
+def _is_plumbing(path: str) -> bool:
+    global _plumbing_dirs
+    if _plumbing_dirs is None:
+        ipython = _ipython_dir()
+        _plumbing_dirs = (_PACKAGE_DIR,) if ipython is None else (_PACKAGE_DIR, ipython)
+    if path.startswith(_plumbing_dirs):
+        return True
+    real = os.path.realpath(path) if os.path.isabs(path) else path
+    return real.startswith(_plumbing_dirs)
+
+
+def user_traceback(error: str) -> str:
+    """``error`` (a formatted traceback) without the frames that are not the job's: jobmanager_nb's own
+    plumbing around the job, and IPython's files (such as the ``_modified_open`` wrapper IPython puts around
+    ``open`` in a notebook's namespace). Other lines, and every frame of the job's code, are kept."""
+    out: list[str] = []
+    skipping = False
+    for line in error.rstrip("\n").splitlines():
+        frame = _FRAME.match(line)
+        if frame:
+            skipping = _is_plumbing(frame.group(1))
+        elif skipping and not line.startswith("    "):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
 def render_text(manager: JobManager, earlier: Iterable[JobInfo] = ()) -> str:
     """The manager's jobs as a plain-text table (for terminals, logs and ``print``), then the rows of
     ``earlier`` (an earlier kernel's one-offs, which the store remembers), marked as such."""
@@ -148,25 +364,26 @@ def render_text(manager: JobManager, earlier: Iterable[JobInfo] = ()) -> str:
     if not infos:
         return "No jobs."
     now = manager.clock.now()
+    busy = _busy_inline(infos)
+    kernel_loop = _kernel_loop(manager)
     header = ("NAME", "KIND", "SCHEDULE", "STATUS", "LAST RUN", "NEXT RUN", "RUNS")
     rows: list[tuple[str, ...]] = []
     for info in infos:
         last = " · ".join(_last_run_parts(info.last_run, now)) if info.last_run is not None else "–"
-        status: str = info.status
-        progress = _progress_text(info)
-        if progress:
-            status += f" {progress}"
-        if info.origin == "earlier kernel":  # a one-off only the store knows: ended, or going in another kernel
-            status += " (another kernel)" if info.current_run is not None else " (earlier kernel)"
+        status = state_text(info, now, [name for name in busy if name != info.name], kernel_loop)
+        tag = _origin_tag(info)
+        if tag is not None:  # a one-off only the store knows: ended, or going in another kernel
+            status += f" ({tag})"
+        marks = _text_marks(info)
         rows.append(
             (
                 _clip(_one_line(info.name), _MAX_TEXT_CELL),
                 _kind_text(info),
                 _clip(_one_line(info.schedule_description), _MAX_TEXT_CELL),
-                _clip(status, 30),
+                _clip(status, 56),
                 last,
                 _next_text(info, now),
-                _runs_text(info),
+                f"{_runs_text(info)} {marks}" if marks else _runs_text(info),
             )
         )
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]

@@ -33,7 +33,7 @@ import ipywidgets as W
 from jobmanager_nb.errors import JobNotFoundError
 from jobmanager_nb.events import Event
 from jobmanager_nb.model import JobInfo
-from jobmanager_nb.notebook.rows import JobRow, _esc, _set
+from jobmanager_nb.notebook.rows import JobRow, _esc, _set, header_cells
 from jobmanager_nb.notebook.styles import _CSS, _Shared
 from jobmanager_nb.notebook.text import _one_line, render_text
 
@@ -89,29 +89,7 @@ class JobTable:
         self._summary = self._shared.html(W.Layout(), "jm-summary")
         self._message = W.HTML(value="", layout=W.Layout(display="none"))
         self._message.add_class("jm-message")
-        header = W.HBox(
-            [
-                W.Button(  # an invisible twin of the rows' toggles, so the columns line up exactly
-                    layout=self._shared.toggle_layout,
-                    style=self._shared.button_style,
-                    disabled=True,
-                    _dom_classes=("jm-toggle", "jm-spacer"),
-                ),
-                self._shared.html(
-                    self._shared.ident_layout,
-                    value='<span class="jm-c jm-c-name">job</span><span class="jm-c jm-c-kind">kind</span>'
-                    '<span class="jm-c jm-c-schedule">schedule</span>',
-                ),
-                self._shared.html(self._shared.status_layout, value="status"),
-                self._shared.html(
-                    self._shared.timing_layout,
-                    value='<span class="jm-c jm-c-last">last run</span><span class="jm-c jm-c-next">next run</span>'
-                    '<span class="jm-c jm-c-runs">runs</span>',
-                ),
-                self._shared.html(self._shared.buttons_layout, value="actions"),
-            ],
-            layout=W.Layout(width="100%", padding="2px 0"),
-        )
+        header = W.HBox(header_cells(self._shared), layout=W.Layout(width="100%"))
         header.add_class("jm-header")
         self._body = W.VBox([], layout=W.Layout(width="100%"))
         self._body.add_class("jm-body")
@@ -283,10 +261,9 @@ class JobTable:
             self._body.children = tuple(row.widget for row in self._rows.values())
         countdowns = False
         for row in self._rows.values():
-            shown = row.info
-            if shown.next_run is not None and not shown.paused:
+            if row._ticks():  # a countdown, or a run's elapsed time: its words move once a second
                 countdowns = True
-                if shown.name not in names:
+                if row.name not in names:
                     row._tick(now)
         self._countdowns = countdowns
         _set(self._summary, value=_summary_html(row.info for row in self._rows.values()))

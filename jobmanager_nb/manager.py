@@ -995,6 +995,13 @@ class JobManager:
         return self._store.records()
 
     @property
+    def added_names(self) -> frozenset[str]:
+        """Every name this manager has added, removed and finished ones included (so a one-off record
+        under any other name was written by an earlier kernel, or by another one)."""
+        with self._lock:
+            return frozenset(self._names)
+
+    @property
     def store(self) -> OneOffStore:
         return self._store
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from polling import wait_until
 import jobmanager_nb
 from jobmanager_nb import JobFailedError, JobManager
 from jobmanager_nb.notebook import extension, status
+from jobmanager_nb.notebook.text import duration
 
 WAIT = 20.0
 
@@ -380,6 +383,59 @@ def test_job_rerun_reruns_a_failed_oneoff(ip, manager, tmp_path) -> None:
     assert message.startswith('A "needs-flag" one off job has already been executed.')
 
 
+def test_a_rerun_says_which_attempt_it_is_counted_by_the_store(ip, manager, tmp_path) -> None:
+    body = "from pathlib import Path\nvalue = Path('flag').read_text()\n"
+    cell(ip, "oneoff", "needs-flag", body)
+    with pytest.raises(JobFailedError):
+        manager.wait("needs-flag", WAIT)
+    assert "(attempt 1): failed at " in line(ip, "job", "log needs-flag")
+    assert line(ip, "job", "rerun needs-flag").startswith('rerunning one-off "needs-flag" (attempt 2, a rerun); ')
+    with pytest.raises(JobFailedError):
+        manager.wait("needs-flag", WAIT)
+    assert manager.store.get("needs-flag").attempts == 2
+    assert "(attempt 2, a rerun): failed at " in line(ip, "job", "log needs-flag")
+    (tmp_path / "flag").write_text("ready")
+    assert "(attempt 3, a rerun)" in line(ip, "job", "rerun needs-flag")
+    assert manager.wait("needs-flag", WAIT).ok
+    assert "(attempt 3, a rerun): finished at " in line(ip, "job", "log needs-flag")
+
+
+def test_wait_and_log_word_a_duration_as_the_dashboard_does(ip, manager) -> None:
+    cell(ip, "oneoff", "quick", "x = 1\n")
+    out = line(ip, "job", "wait quick --timeout 20")
+    took = re.fullmatch(r'"quick" finished in (\S+ ms|\S+ s) \(r\d+\)\n', out)
+    assert took is not None, out
+    assert took.group(1) == duration(manager.job("quick").last_run.duration)  # "3 ms", never "0.00 s"
+    assert "0.00 s" not in out and f"after {took.group(1)}" in line(ip, "job", "log quick")
+
+
+@pytest.mark.parametrize(
+    ("spec", "days", "clock"),
+    [
+        ("tomorrow at 9am", 1, "09:00"),
+        ("at 9:30 pm tomorrow", 1, "21:30"),
+        ("tomorrow", 1, "09:00"),
+        ("next monday", None, "09:00"),
+        ("friday at noon", None, "12:00"),
+    ],
+)
+def test_a_moment_in_words_is_refused_with_its_iso_form(ip, manager, hello, spec, days, clock) -> None:
+    for magic, text, body in (("job", f"jobs/hello.py --at {spec}", None), ("job", f"x --at {spec}", "pass")):
+        message = usage_error(ip, magic, text, body)
+        assert message.startswith(f'Invalid schedule format: "{spec}"'), message
+        iso = re.search(r"For one moment, give its date and time: --at (\d{4}-\d\d-\d\dT\d\d:\d\d)$", message)
+        assert iso is not None, message
+        moment = datetime.fromisoformat(iso.group(1))
+        today = datetime.now().date()
+        if days is not None:
+            assert moment.date() == today + timedelta(days=days)
+        else:
+            assert today < moment.date() <= today + timedelta(days=7)
+        assert moment.strftime("%H:%M") == clock
+        assert line(ip, "job", f"next {iso.group(1)} -n 1").startswith("once at ")  # and the suggestion works
+    assert "For one moment" not in usage_error(ip, "job", "next every 5 minuets")  # a repeating schedule: no
+
+
 def test_oneoff_data_reaches_inline_and_offloaded_cells(ip, manager) -> None:
     body = "from jobmanager_nb import current_run\ngot = current_run().data\n"
     cell(ip, "oneoff", """inline-data --data '{"x": 1}'""", body)
@@ -410,7 +466,7 @@ def test_log_of_a_oneoff_known_only_from_the_store(ip, manager) -> None:
         manager.wait("old", WAIT)
     line(ip, "reload_ext", "jobmanager_nb")
     log = line(ip, "job", "log old")
-    assert log.startswith('one-off "old" (from the store, not run by this kernel): failed at ')
+    assert log.startswith('one-off "old" (from the store, not run by this kernel; attempt 1): failed at ')
     assert "KeyError: 'gone'" in log
 
 

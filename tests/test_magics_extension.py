@@ -10,8 +10,8 @@ import sys
 import textwrap
 import threading
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -26,6 +26,7 @@ import jobmanager_nb
 from jobmanager_nb import JobManager, JobManagerError, MemoryStore, TinyDBStore, session
 from jobmanager_nb.notebook import extension
 from jobmanager_nb.notebook.magics import JobManagerMagics
+from jobmanager_nb.store import OneOffRecord
 
 WAIT = 20.0
 
@@ -315,12 +316,15 @@ def test_the_reconcile_message_without_a_saved_cell_says_to_run_the_cell_again(i
     load(ip)
     magics = extension._loaded
     assert magics is not None
-    records: Any = [SimpleNamespace(name="a"), SimpleNamespace(name="b")]
-    assert magics._reconcile_message(records[:1]) == (
+    when = datetime.now(timezone.utc)
+    meta = {"kind": "inline", "target": "f()", "target_type": "callable"}  # a function from a cell: not kept
+    records = [OneOffRecord(name, "failed", when, error="interrupted", meta=meta) for name in ("a", "b")]
+    manager = jobmanager_nb.get_manager()
+    assert magics._reconcile_message(manager, records[:1]) == (
         "jobmanager_nb: 1 one-off job was interrupted when its kernel exited and is marked failed: a "
         "(run the cell that adds it again to rerun it)"
     )
-    assert magics._reconcile_message(records) == (
+    assert magics._reconcile_message(manager, records) == (
         "jobmanager_nb: 2 one-off jobs were interrupted when their kernel exited and are marked failed: a, b "
         "(run their cells again to rerun them)"
     )

@@ -31,6 +31,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from jobmanager_nb.store.atomic import write_atomically
 
 if TYPE_CHECKING:
+    from jobmanager_nb.manager import JobManager
     from jobmanager_nb.notebook.magics import JobManagerMagics
 
 _SLUG = re.compile(r"[^A-Za-z0-9_.-]")
@@ -79,18 +80,19 @@ def _cell_function(shell: InteractiveShell, name: str, body: str) -> Callable[..
     return notebook_cell
 
 
-def _cells_dir(magics: JobManagerMagics) -> Path:
-    path = getattr(magics.manager().store, "path", None)
+def _cells_dir(manager: JobManager) -> Path:
+    """``cells/`` next to ``manager``'s store file (``.jobmanager/cells`` for a store in memory)."""
+    path = getattr(manager.store, "path", None)
     folder = Path(path).parent if path is not None else Path(".jobmanager").absolute()
     return folder / "cells"
 
 
-def _cell_path(magics: JobManagerMagics, name: str) -> Path:
-    return _cells_dir(magics) / f"{_slug(name)}.py"
+def _cell_path(manager: JobManager, name: str) -> Path:
+    return _cells_dir(manager) / f"{_slug(name)}.py"
 
 
-def _recipe_path(magics: JobManagerMagics, name: str) -> Path:
-    return _cells_dir(magics) / f"{_slug(name)}.oneoff.json"
+def _recipe_path(manager: JobManager, name: str) -> Path:
+    return _cells_dir(manager) / f"{_slug(name)}.oneoff.json"
 
 
 def _cell_job(magics: JobManagerMagics, name: str, body: str, offloaded: bool) -> Any:
@@ -99,6 +101,6 @@ def _cell_job(magics: JobManagerMagics, name: str, body: str, offloaded: bool) -
     if not offloaded:
         return _cell_function(magics._shell(), name, body)
     _compile_cell(name, body)  # only checked here: the worker compiles the saved script
-    path = _cell_path(magics, name)
+    path = _cell_path(magics.manager(), name)
     _write_atomically(path, body)
     return str(path)

@@ -15,12 +15,18 @@ one line which one-off jobs an earlier kernel left interrupted, and reopens it w
 are traitlets (``%config JobManagerMagics.store = "path"``); changing ``store``, ``inline_concurrency`` or
 ``kill_grace`` after loading reopens the manager. It listens to the manager's events so that
 :meth:`~JobManagerMagics.after_cell`, a ``post_run_cell`` hook, says in one line which jobs failed in the
-background. Loading and unloading the extension is :mod:`jobmanager_nb.notebook.extension`.
+background, and, once per job, which inline job held the kernel (its event loop) for longer than
+``slow_inline_notice`` seconds, suggesting a worker process instead. How long a run held the loop is measured
+by a callback queued on the loop when the run starts: it can only run once the loop is free again
+(:meth:`~JobManagerMagics._probe`). Loading and unloading the extension is :mod:`jobmanager_nb.notebook.extension`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -31,13 +37,14 @@ from IPython.core.magic import Magics, magics_class, no_var_expand
 from traitlets import Bool, Float, Int, Unicode, observe
 
 from jobmanager_nb import session
-from jobmanager_nb.errors import JobManagerError
+from jobmanager_nb.errors import JobManagerError, JobNotFoundError
 from jobmanager_nb.events import Event
 from jobmanager_nb.jobs import _looks_like_path
+from jobmanager_nb.loops import running_loop
 from jobmanager_nb.manager import JobManager
 from jobmanager_nb.notebook import adding, control, oneoffs, status
-from jobmanager_nb.notebook.cells import _recipe_path
 from jobmanager_nb.notebook.parsing import _argument, _arguments, _cell_magic, _line_magic, _split, _usage
+from jobmanager_nb.notebook.text import duration
 from jobmanager_nb.notebook.wording import _error_line, _when
 from jobmanager_nb.store import OneOffRecord
 
@@ -82,6 +89,8 @@ class JobManagerMagics(Magics):
     - ``inline_concurrency``: inline runs that may be going at once (default 3).
     - ``kill_grace``: seconds a cancelled worker gets before it is killed (default 5).
     - ``notify_failures``: after each cell, one line per job that failed in the background (default on).
+    - ``slow_inline_notice``: seconds an inline run may hold the kernel before the line after the next cell
+      suggests running it offloaded, once per job (default 3; 0 turns it off).
     """
 
     store = Unicode(
@@ -92,6 +101,11 @@ class JobManagerMagics(Magics):
     notify_failures = Bool(
         True, help="After each cell, say in one line which jobs failed in the background since the last one."
     ).tag(config=True)
+    slow_inline_notice = Float(
+        3.0,
+        help="After a cell, say once per job which inline job held the kernel longer than this many seconds "
+        "(and suggest a worker process); 0 turns it off.",
+    ).tag(config=True)
 
     def __init__(self, shell: InteractiveShell, **kwargs: Any) -> None:
         self._active = False
@@ -99,6 +113,9 @@ class JobManagerMagics(Magics):
         self._unsubscribe: Callable[[], None] | None = None
         self._failures: deque[Event] = deque(maxlen=200)
         self._reported: deque[str] = deque(maxlen=200)
+        self._home_loop: asyncio.AbstractEventLoop | None = None  # the kernel's loop, where inline jobs run
+        self._held: deque[tuple[str, float]] = deque(maxlen=200)  # (job, seconds) of inline runs that held it
+        self._told_held: set[str] = set()
         self._table: JobTable | None = None
         self._table_lock = threading.Lock()
         super().__init__(shell, **kwargs)
@@ -111,12 +128,13 @@ class JobManagerMagics(Magics):
         if current is None:
             return self.open()
         if current is not self._opened:
-            self._watch(current)
+            self._watch(current, None)  # opened by code elsewhere: where its inline jobs run is not known here
         return current
 
     def open(self) -> JobManager:
         """Open (or reopen) the session manager with these settings; say which one-offs were interrupted."""
         self._detach()
+        loop = running_loop()  # the manager runs inline jobs on the loop running now (the kernel's), if any
         try:
             manager = session.open_manager(
                 self.store or None,
@@ -128,14 +146,15 @@ class JobManagerMagics(Magics):
             raise _usage(exc) from None
         except ValueError as exc:
             raise UsageError(f"jobmanager_nb: cannot open the job manager: {exc}") from None
-        self._watch(manager)
+        self._watch(manager, loop)
         if manager.reconciled:
-            print(self._reconcile_message(manager.reconciled))
+            print(self._reconcile_message(manager, manager.reconciled))
         return manager
 
-    def _watch(self, manager: JobManager) -> None:
+    def _watch(self, manager: JobManager, loop: asyncio.AbstractEventLoop | None) -> None:
         self._detach()
         self._opened = manager
+        self._home_loop = loop
         self._unsubscribe = manager.subscribe(self._on_event)
 
     def _detach(self) -> None:
@@ -143,7 +162,9 @@ class JobManagerMagics(Magics):
             self._unsubscribe()
             self._unsubscribe = None
         self._opened = None
+        self._home_loop = None
         self._failures.clear()
+        self._held.clear()
         with self._table_lock:
             table, self._table = self._table, None
         if table is not None:
@@ -165,10 +186,10 @@ class JobManagerMagics(Magics):
         dropped = f"; removed {len(names)} job(s) ({', '.join(names)}): run their cells again" if names else ""
         print(f"jobmanager_nb: reopened the job manager with {where}{dropped}")
 
-    def _reconcile_message(self, records: list[OneOffRecord]) -> str:
+    def _reconcile_message(self, manager: JobManager, records: list[OneOffRecord]) -> str:
         names = [r.name for r in records]
         one = len(names) == 1
-        rerunnable = all(_recipe_path(self, name).is_file() for name in names)
+        rerunnable = all(oneoffs.can_rerun(manager, record, has_shell=True) for record in records)
         if rerunnable:
             hint = f"rerun with %job rerun {names[0] if one else 'NAME'}"
         else:
@@ -182,9 +203,42 @@ class JobManagerMagics(Magics):
     def _on_event(self, event: Event) -> None:
         if event.kind == "failed" and not event.data.get("retrying") and not event.data.get("cancelled"):
             self._failures.append(event)
+        elif event.kind == "started" and self._home_loop is not None and event.name not in self._told_held:
+            self._probe(event)
+
+    def _probe(self, event: Event) -> None:
+        """Measure how long the run that just started holds the kernel's loop (for an inline job): a callback
+        queued on the loop now runs once the loop is free, so for a synchronous job only after it returned.
+        A run that held it at least ``slow_inline_notice`` seconds is told after the next cell."""
+        manager, loop, threshold = self._opened, self._home_loop, self.slow_inline_notice
+        if manager is None or loop is None or threshold <= 0:
+            return
+        try:
+            if manager.job(event.name).kind != "inline":
+                return
+        except JobNotFoundError:
+            return
+        began = time.monotonic()
+
+        def check() -> None:
+            held = time.monotonic() - began
+            if held < threshold:
+                return
+            try:
+                last = manager.job(event.name).last_run
+            except JobNotFoundError:
+                return
+            # the run ended by now and took that long itself: it held the loop (not a cell, not a later job)
+            if last is not None and last.run_id == event.run_id and (last.duration or 0.0) >= threshold:
+                self._held.append((event.name, held))
+
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs on it any more
+            loop.call_soon_threadsafe(check)
 
     def after_cell(self, result: Any = None) -> None:
-        """``post_run_cell`` hook: one line per job that failed in the background since the last cell."""
+        """``post_run_cell`` hook: one line per job that failed in the background since the last cell, and one
+        line (once per job) for an inline job that held the kernel for a while."""
+        self._tell_held()
         if not self.notify_failures or not self._failures:
             return
         failed: dict[str, list[Event]] = {}
@@ -199,6 +253,18 @@ class JobManagerMagics(Magics):
             print(
                 f"jobmanager_nb: job {name!r} failed{times} at {_when(last.at)}: "
                 f"{_error_line(last.data.get('error'))} (see %job log {name})"
+            )
+
+    def _tell_held(self) -> None:
+        while self._held:
+            name, held = self._held.popleft()
+            if name in self._told_held or self.slow_inline_notice <= 0:
+                continue
+            self._told_held.add(name)
+            print(
+                f"jobmanager_nb: inline job {name!r} held the kernel for {duration(held)} (cells wait while an "
+                "inline job runs); run it in a worker process instead: add it with --offloaded (%%job, %%oneoff) "
+                "or without --inline (%job)"
             )
 
     # -- %job --------------------------------------------------------------------------------------------

@@ -7,23 +7,32 @@ its recipe is written next to the store (:mod:`jobmanager_nb.notebook.cells`), s
 what it ran. :func:`oneoff_cell` is the ``%%oneoff`` cell: inline by default, in the notebook's namespace,
 with the cell kept for a rerun; ``--offloaded`` in a fresh worker process.
 
-:func:`rerun` runs a failed one-off again: this kernel's through the manager, or one only the store knows
-(an earlier kernel's) from its recipe; without a recipe it says to run the cell that adds it again. A job
-that is not a one-off is pointed to ``%job run``.
+:func:`rerun_one_off` runs a failed one-off again, for ``%job rerun NAME`` and the dashboard's Rerun button
+alike: this kernel's through the manager; one only the store knows (an earlier kernel's) from its recipe, or,
+for a script or ``module:function`` one-off, from its record. When neither says what it ran, it says to run
+the cell that adds it again. A job that is not a one-off is pointed to ``%job run``.
+
+:func:`earlier_one_offs` is the store's one-offs this kernel did not add, as the dashboard's rows
+(``JobInfo`` with ``origin="earlier kernel"``): the record's status, times and error as the last run, and
+``rerun_hint`` saying why one cannot be rerun from here (:func:`_why_not_rerunnable`, the same rule the
+rerun follows).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 
 from jobmanager_nb.errors import JobManagerError, JobNotFoundError, OneOffAlreadyExecutedError
+from jobmanager_nb.lifecycle import Outcome
 from jobmanager_nb.manager import JobManager
-from jobmanager_nb.model import JobInfo
+from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunMark
 from jobmanager_nb.notebook.cells import _cell_function, _cell_job, _cell_path, _recipe_path, _write_atomically
 from jobmanager_nb.notebook.parsing import (
     _data_value,
@@ -36,11 +45,12 @@ from jobmanager_nb.notebook.parsing import (
     _usage_errors,
 )
 from jobmanager_nb.notebook.wording import _when
+from jobmanager_nb.store import OneOffRecord
 
 if TYPE_CHECKING:
     from jobmanager_nb.notebook.magics import JobManagerMagics
 
-__all__ = ["add_one_off", "oneoff_cell", "rerun"]
+__all__ = ["add_one_off", "can_rerun", "earlier_one_offs", "oneoff_cell", "rerun", "rerun_one_off"]
 
 
 def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
@@ -49,7 +59,7 @@ def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
     data = _data_value(args.data)
     magics.manager()
     job = _cell_job(magics, args.name, cell, args.offloaded)
-    path = _cell_path(magics, args.name)
+    path = _cell_path(magics.manager(), args.name)
     recipe = {"target": str(path), "cell": True, "offloaded": args.offloaded, "data": data, "timeout": None}
     if not args.offloaded:
         _write_atomically(path, cell)  # kept so that %job rerun works in a later kernel
@@ -67,46 +77,177 @@ def add_one_off(magics: JobManagerMagics, name: str, job: Any, recipe: dict[str,
         return
     except JobManagerError as exc:
         raise _usage(exc) from None
-    _write_atomically(_recipe_path(magics, name), json.dumps({"version": 1, "name": name, **recipe}, indent=1))
+    _write_atomically(_recipe_path(manager, name), json.dumps({"version": 1, "name": name, **recipe}, indent=1))
     kind = "offloaded" if recipe["offloaded"] else "inline"
     print(f'started one-off "{name}" ({kind}); see it with %job wait {name} or %job log {name}')
 
 
 def rerun(magics: JobManagerMagics, argv: list[str]) -> None:
+    """``%job rerun NAME``: :func:`rerun_one_off`, then one line saying which attempt it is."""
     name = _name_only("rerun", argv)
-    manager = magics.manager()
+    with _usage_errors():
+        attempt = rerun_one_off(magics.manager(), name, magics._shell())
+    print(f'rerunning one-off "{name}" ({_attempt_words(attempt)}); see it with %job wait {name} or %job log {name}')
+
+
+def rerun_one_off(manager: JobManager, name: str, shell: InteractiveShell | None) -> int:
+    """Run the failed one-off ``name`` again and return which attempt of it this is (the store's ``attempts``
+    plus one). This kernel's one-off is rerun by the manager, with the definition it was added with; one only
+    the store knows (an earlier kernel's) from the recipe kept next to the store, or from its record for a
+    script or ``module:function`` one-off. An inline ``%%oneoff`` cell runs in ``shell``'s namespace.
+    Raises ``UsageError`` (or the manager's error) saying what to do instead."""
     try:
         info: JobInfo | None = manager.job(name)
     except JobNotFoundError:
         info = None
     if info is not None and not info.one_off:
         raise UsageError(f'"{name}" is not a one-off job; start a run now with %job run {name}.')
-    with _usage_errors():
-        if info is not None:
-            manager.rerun(name)
-        else:
-            _rerun_from_recipe(magics, manager, name)
-    print(f'rerunning one-off "{name}"; see it with %job wait {name} or %job log {name}')
-
-
-def _rerun_from_recipe(magics: JobManagerMagics, manager: JobManager, name: str) -> None:
     record = manager.store.get(name)
+    attempt = (record.attempts if record is not None else 0) + 1
+    if info is not None:
+        manager.rerun(name)
+        return attempt
     if record is None:
         raise UsageError(f'No one-off job named "{name}" in this kernel or in the store; check the name.')
-    try:
-        recipe = json.loads(_recipe_path(magics, name).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UsageError(
-            f'One-off "{name}" is {record.status} in the store, but this kernel does not know its code: run the '
-            "cell (or code) that adds it again."
-        ) from None
+    recipe = _read_recipe(manager, name)
+    why = _why_not_rerunnable(record, recipe, shell is not None)
+    if why is not None:
+        raise UsageError(f'Cannot rerun one-off "{name}" ({record.status} in the store): {why}.')
+    if recipe is None:
+        manager.rerun(name)  # a script or module:function one-off: its record says what it ran
+        return attempt
     job: Any = recipe["target"]
     if recipe.get("cell") and not recipe["offloaded"]:
+        assert shell is not None
         body = Path(job).read_text(encoding="utf-8")
-        job = _cell_function(magics._shell(), name, body)
+        job = _cell_function(shell, name, body)
     manager.add_one_off_job(
         job, name=name, data=recipe.get("data"), offloaded=recipe["offloaded"], timeout=recipe.get("timeout")
     )
+    return attempt
+
+
+def _attempt_words(attempt: int) -> str:
+    """``attempt 1``, or ``attempt 3, a rerun``: how a one-off's attempt is worded (the store counts them)."""
+    return "attempt 1" if attempt <= 1 else f"attempt {attempt}, a rerun"
+
+
+def _read_recipe(manager: JobManager, name: str) -> dict[str, Any] | None:
+    """The recipe a magic kept for one-off ``name`` next to the store, or None (none kept, or unreadable)."""
+    try:
+        recipe = json.loads(_recipe_path(manager, name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("target"), str) or "offloaded" not in recipe:
+        return None
+    return recipe
+
+
+def can_rerun(manager: JobManager, record: OneOffRecord, *, has_shell: bool) -> bool:
+    """Whether :func:`rerun_one_off` can rerun ``record`` (a failed one-off whose code is known)."""
+    return _why_not_rerunnable(record, _read_recipe(manager, record.name), has_shell) is None
+
+
+def _why_not_rerunnable(record: OneOffRecord, recipe: dict[str, Any] | None, has_shell: bool) -> str | None:
+    """Why one-off ``record`` cannot be rerun by this kernel (and what to do instead), or None when it can."""
+    name = record.name
+    if record.status in ("queued", "started"):
+        where = f"another kernel ({record.owner.describe()})" if record.owner is not None else "another kernel"
+        return f"it is {record.status} in {where}: wait for it there, or see it with %job log {name}"
+    if record.status == "finished":
+        return "it finished, and a one-off runs once, ever: give it a new name to run it again"
+    if recipe is not None:
+        if not Path(recipe["target"]).is_file():
+            what = "cell" if recipe.get("cell") else "script"
+            return f"its {what} file {recipe['target']} is gone: run the cell that adds it again"
+        if recipe.get("cell") and not recipe["offloaded"] and not has_shell:
+            return "its code is a notebook cell, which runs in an IPython kernel: rerun it from a notebook"
+        return None
+    meta = record.meta
+    if meta.get("target_type") in ("script", "reference") and isinstance(meta.get("job"), str):
+        return None
+    target = str(meta.get("target") or "")
+    if meta.get("target_type") == "callable" and target.endswith("()"):
+        return "its code was a function defined in a notebook cell: run that cell again"
+    if meta.get("target_type") == "callable":
+        return f"its code was the function {target}, passed as an object: run the code that adds it again"
+    return "this kernel does not know its code: run the cell (or code) that adds it again"
+
+
+def earlier_one_offs(
+    manager: JobManager, shell: InteractiveShell | None, hide: Set[str] = frozenset()
+) -> list[JobInfo]:
+    """The one-off records of ``manager``'s store that it did not add (an earlier kernel's, or another live
+    kernel's), oldest first, as dashboard rows; names in ``hide`` are left out. Reads the store once."""
+    added = manager.added_names
+    views: list[JobInfo] = []
+    for record in manager.one_off_records():
+        if record.name in added or record.name in hide:
+            continue
+        recipe = _read_recipe(manager, record.name) if record.status == "failed" else None
+        views.append(_earlier_view(record, _why_not_rerunnable(record, recipe, shell is not None)))
+    return views
+
+
+def _earlier_view(record: OneOffRecord, hint: str | None) -> JobInfo:
+    """One-off ``record`` as a row: its status, its times and error as the last run (or the run going on in
+    another kernel), ``kind`` and ``target`` from its ``meta``."""
+    meta = record.meta
+    kind: JobKind = "inline" if meta.get("kind") == "inline" else "offloaded"
+    error = record.error
+    cancelled = record.status == "failed" and (error or "").startswith("cancelled")
+    outcome: Outcome | None = None
+    status: JobStatus
+    if record.status == "finished":
+        status, outcome = "finished", "finished"
+    elif record.status == "failed":
+        status, outcome = ("cancelled", "cancelled") if cancelled else ("failed", "failed")
+    else:
+        status = record.status
+    run = JobRun(
+        name=record.name,
+        run_id="stored",
+        kind=kind,
+        status=record.status,
+        attempt=max(record.attempts, 1),
+        queued_at=record.created_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        error=error,
+        cancelled=cancelled,
+        phase="ended" if outcome is not None else "started" if record.status == "started" else "queued",
+        outcome=outcome,
+    )
+    ended = outcome is not None
+    recent: tuple[RunMark, ...] = ()
+    if outcome is not None:
+        recent = (RunMark("stored", outcome, record.started_at, record.finished_at, _last_line(error)),)
+    return JobInfo(
+        name=record.name,
+        kind=kind,
+        one_off=True,
+        target=str(meta.get("target") or ""),
+        schedule="",
+        schedule_description="once, in an earlier kernel" if ended else "once, in another kernel",
+        status=status,
+        next_run=None,
+        last_run=run if ended else None,
+        current_run=None if ended else run,
+        runs=record.attempts if ended else max(record.attempts - 1, 0),
+        failures=1 if record.status == "failed" else 0,
+        skipped=0,
+        paused=False,
+        recurring=False,
+        registered=False,
+        recent=recent,
+        origin="earlier kernel",
+        rerun_hint=hint,
+    )
+
+
+def _last_line(error: str | None) -> str | None:
+    lines = [line.strip() for line in (error or "").splitlines() if line.strip()]
+    return lines[-1] if lines else None
 
 
 def _already_line(manager: JobManager, name: str) -> str:

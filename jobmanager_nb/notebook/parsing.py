@@ -22,7 +22,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
 from IPython.core.error import UsageError
@@ -99,13 +99,74 @@ def _at_value(text: str) -> Any:
 
 
 def _check_future(at: Any, spec: str) -> None:
-    with _usage_errors(ValueError, TypeError):
+    with _schedule_errors(spec):
         upcoming = next_fire_times(at, 1)
     if not upcoming:
         raise UsageError(
             f'--at "{spec}" has passed, so the job would never run: give a moment in the future, or drop --at to '
             "run it now."
         )
+
+
+@contextlib.contextmanager
+def _schedule_errors(spec: str) -> Iterator[None]:
+    """A schedule the block cannot read becomes a one-line ``UsageError``; when ``spec`` reads like one moment
+    (``tomorrow at 9am``, ``next friday``, ``in 2 hours``), it ends with that moment as an ISO date-time."""
+    try:
+        yield
+    except (JobManagerError, ValueError, TypeError) as exc:
+        message = _usage(exc)
+        moment = _moment_suggestion(spec, datetime.now().astimezone())
+        if moment is None:
+            raise message from None
+        text = str(message).rstrip(".")
+        raise UsageError(f"{text}. For one moment, give its date and time: --at {moment:%Y-%m-%dT%H:%M}") from None
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_UNITS = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "day": 86400, "week": 604800}
+_CLOCK = re.compile(r"\b(\d{1,2})(?:[:.](\d{2}))?\s*(am|pm)\b|\b(\d{1,2})[:.](\d{2})\b")
+_IN = re.compile(r"\bin\s+(\d+(?:\.\d+)?)\s*(second|sec|minute|min|hour|day|week)s?\b")
+
+
+def _moment_suggestion(spec: str, now: datetime) -> datetime | None:
+    """The moment ``spec`` seems to mean when it reads like one moment rather than a repeating schedule
+    (``tomorrow at 9am`` → tomorrow 09:00, ``next friday`` → Friday 09:00, ``in 2 hours``), or None."""
+    text = " ".join(spec.lower().split())
+    if re.search(r"\b(every|each|daily|hourly|weekly|monthly|weekdays?|weekends?)\b", text):
+        return None
+    ahead = _IN.search(text)
+    if ahead:
+        return now + timedelta(seconds=float(ahead.group(1)) * _UNITS[ahead.group(2)])
+    day: datetime | None = None
+    if re.search(r"\b(today|tonight)\b", text):
+        day = now
+    elif re.search(r"\btomorrow\b", text):
+        day = now + timedelta(days=1)
+    else:
+        for index, weekday in enumerate(_WEEKDAYS):
+            if re.search(rf"\b{weekday[:3]}(?:{weekday[3:]})?\b", text):
+                day = now + timedelta(days=(index - now.weekday() - 1) % 7 + 1)
+                break
+    hour, minute = 9, 0
+    clock = _CLOCK.search(text)
+    if clock:
+        if clock.group(3):
+            hour, minute = int(clock.group(1)) % 12 + (12 if clock.group(3) == "pm" else 0), int(clock.group(2) or 0)
+        else:
+            hour, minute = int(clock.group(4)), int(clock.group(5))
+    elif "noon" in text:
+        hour = 12
+    elif "midnight" in text:
+        hour = 0
+    elif "tonight" in text:
+        hour = 20
+    if not (0 <= hour < 24 and 0 <= minute < 60) or (day is None and not re.search(r"\b(next|at|on)\b", text)):
+        return None
+    moment = (day or now).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if day is None and moment <= now:
+        moment += timedelta(days=1)
+    return moment
 
 
 def _data_value(text: str | None) -> Any:

@@ -27,8 +27,9 @@ from IPython.display import display
 
 from jobmanager_nb.errors import JobFailedError, JobManagerError, JobNotFoundError
 from jobmanager_nb.model import JobInfo, JobRun
-from jobmanager_nb.notebook.parsing import _at_value, _name_only, _parse, _parser, _usage, _usage_errors
-from jobmanager_nb.notebook.text import render_text
+from jobmanager_nb.notebook.oneoffs import _attempt_words, earlier_one_offs
+from jobmanager_nb.notebook.parsing import _at_value, _name_only, _parse, _parser, _schedule_errors, _usage
+from jobmanager_nb.notebook.text import duration, render_text
 from jobmanager_nb.notebook.wording import _error_line, _seconds, _when
 from jobmanager_nb.schedules import describe_schedule, next_fire_times
 from jobmanager_nb.store import OneOffRecord
@@ -48,7 +49,7 @@ def show_dashboard(magics: JobManagerMagics, line: str) -> None:
         raise UsageError("%jobs takes no arguments (for one job's output use %job log NAME).")
     manager = magics.manager()
     if not _has_widget_frontend(magics._shell()):
-        print(render_text(manager))
+        print(render_text(manager, earlier_one_offs(manager, magics._shell())))
         return
     from jobmanager_nb.notebook.table import JobTable  # imports ipywidgets: only when a table is shown
 
@@ -67,7 +68,8 @@ def _has_widget_frontend(shell: InteractiveShell) -> bool:
 def list_jobs(magics: JobManagerMagics, argv: list[str]) -> None:
     if argv:
         raise UsageError("%job list takes no arguments (%jobs shows the live dashboard).")
-    print(render_text(magics.manager()))
+    manager = magics.manager()
+    print(render_text(manager, earlier_one_offs(manager, magics._shell())))
 
 
 def log(magics: JobManagerMagics, argv: list[str]) -> None:
@@ -81,7 +83,8 @@ def log(magics: JobManagerMagics, argv: list[str]) -> None:
             raise _usage(exc) from None
         print(_record_log(record))
         return
-    print(_run_log(info))
+    record = manager.store.get(name) if info.one_off else None
+    print(_run_log(info, record.attempts if record is not None else None))
 
 
 def wait(magics: JobManagerMagics, argv: list[str]) -> None:
@@ -117,7 +120,7 @@ def next_times(magics: JobManagerMagics, argv: list[str]) -> None:
         raise UsageError("-n must be at least 1.")
     spec = " ".join(args.spec)
     at = _at_value(spec)
-    with _usage_errors(ValueError, TypeError):
+    with _schedule_errors(spec):
         description = describe_schedule(at)
         times = next_fire_times(at, args.n)
     now = datetime.now().astimezone()
@@ -132,7 +135,7 @@ def next_times(magics: JobManagerMagics, argv: list[str]) -> None:
 
 def _outcome_line(run: JobRun, info: JobInfo) -> str:
     if run.status == "finished":
-        took = f" in {_seconds(run.duration)}" if run.duration is not None else ""
+        took = f" in {duration(run.duration)}" if run.duration is not None else ""
         result = ""
         if run.result is not None:
             text = repr(run.result)
@@ -144,7 +147,9 @@ def _outcome_line(run: JobRun, info: JobInfo) -> str:
     return f'"{run.name}" failed ({run.run_id}): {_error_line(run.error)} - see %job log {run.name}{hint}'
 
 
-def _run_log(info: JobInfo) -> str:
+def _run_log(info: JobInfo, stored_attempts: int | None = None) -> str:
+    """The last run of ``info`` (or the one going on); ``stored_attempts`` is a one-off's ``attempts`` in the
+    store, which counts its reruns too (a run's own ``attempt`` starts at 1 each time)."""
     run = info.last_run
     lines: list[str] = []
     if run is None and info.current_run is None:
@@ -155,9 +160,10 @@ def _run_log(info: JobInfo) -> str:
         run = info.current_run
         lines.append(f'"{info.name}" {run.run_id}: running since {_when(run.started_at)}, output so far:')
     else:
-        took = f" after {_seconds(run.duration)}" if run.duration is not None else ""
+        took = f" after {duration(run.duration)}" if run.duration is not None else ""
         state = "cancelled" if run.cancelled else run.status
-        lines.append(f'"{info.name}" {run.run_id} (attempt {run.attempt}): {state} at {_when(run.finished_at)}{took}')
+        attempt = _attempt_words(stored_attempts) if stored_attempts else f"attempt {run.attempt}"
+        lines.append(f'"{info.name}" {run.run_id} ({attempt}): {state} at {_when(run.finished_at)}{took}')
     lines.append("output:" if run.output else "output: (none)")
     lines += ["  " + line for line in run.output.rstrip("\n").splitlines()]
     if run.error:
@@ -170,7 +176,13 @@ def _run_log(info: JobInfo) -> str:
 
 def _record_log(record: OneOffRecord) -> str:
     when = _when(record.finished_at or record.started_at or record.created_at)
-    lines = [f'one-off "{record.name}" (from the store, not run by this kernel): {record.status} at {when}']
+    took = ""
+    if record.started_at is not None and record.finished_at is not None:
+        took = f" after {duration((record.finished_at - record.started_at).total_seconds())}"
+    lines = [
+        f'one-off "{record.name}" (from the store, not run by this kernel; {_attempt_words(record.attempts)}): '
+        f"{record.status} at {when}{took}"
+    ]
     if record.error:
         lines += ["error:", *("  " + line for line in record.error.rstrip("\n").splitlines())]
     return "\n".join(lines)

@@ -13,6 +13,13 @@ making them after ~0.15 s and leaves the rest to the next (500 rows appear in a 
 widget mutation, from the flusher or from a click, happens under one lock. A click (on the kernel's
 thread) calls the manager; a refusal shows as a one-line message above the rows.
 
+An earlier kernel's one-offs are rows too: each full read (the first, and :meth:`JobTable.refresh`) also reads
+the store once for the one-off records this manager did not add
+(:func:`~jobmanager_nb.notebook.oneoffs.earlier_one_offs`), shown after the manager's jobs with
+``origin="earlier kernel"``. Their Rerun is ``%job rerun``'s own code path
+(:func:`~jobmanager_nb.notebook.oneoffs.rerun_one_off`); their Remove only hides the row in this table (the
+record stays in the store). Once this kernel adds the name, the same row shows the live job.
+
 Its text forms (``repr``, ``str`` and the ``text/plain`` of its display) are
 :func:`~jobmanager_nb.notebook.text.render_text`.
 """
@@ -29,10 +36,12 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
+from IPython import get_ipython
 
 from jobmanager_nb.errors import JobNotFoundError
 from jobmanager_nb.events import Event
 from jobmanager_nb.model import JobInfo
+from jobmanager_nb.notebook import oneoffs
 from jobmanager_nb.notebook.rows import JobRow, _esc, _set, header_cells
 from jobmanager_nb.notebook.styles import _CSS, _Shared
 from jobmanager_nb.notebook.text import _one_line, render_text
@@ -76,6 +85,8 @@ class JobTable:
         self._closed = False
         self._countdowns = False
         self._rows: dict[str, JobRow] = {}
+        self._earlier: dict[str, JobInfo] = {}  # the store's one-offs this manager did not add (last full read)
+        self._hidden: set[str] = set()  # earlier kernel's rows removed from this table
         self.flushes = 0
         """How many times the widgets were updated (a diagnostic)."""
         self.last_flush_seconds = 0.0
@@ -177,16 +188,22 @@ class JobTable:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._rows)} rows"
-        return f"<JobTable {state}>\n{render_text(self._manager)}"
+        return f"<JobTable {state}>\n{self._text()}"
 
     def __str__(self) -> str:
-        return render_text(self._manager)
+        return self._text()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         bundle: dict[str, Any] | None = self.widget._repr_mimebundle_(**kwargs)
         if bundle is not None:
-            bundle["text/plain"] = render_text(self._manager)
+            bundle["text/plain"] = self._text()
         return bundle
+
+    def _text(self) -> str:
+        """The table as text, with the earlier kernel's rows it shows (from its last read of the store)."""
+        with self._lock:
+            earlier = list(self._earlier.values())
+        return render_text(self._manager, earlier)
 
     # -- events and the flusher
 
@@ -221,10 +238,16 @@ class JobTable:
     def _apply(self, names: set[str], everything: bool) -> None:
         manager = self._manager
         removed: list[str] = []
+        earlier = self._earlier
+        if everything:
+            earlier = self._earlier = self._read_earlier()
         if everything or len(names) > _BULK or not names <= self._rows.keys():  # new rows: keep manager order
             infos = manager.jobs
-            present = {info.name for info in infos}
-            removed = [name for name in self._rows if name not in present]
+            live = {info.name for info in infos}
+            for name in live & earlier.keys():
+                del earlier[name]  # added by this kernel since: its row shows the live job now
+            infos += earlier.values()
+            removed = [name for name in self._rows if name not in live and name not in earlier]
             if not everything:
                 infos = [info for info in infos if info.name in names or info.name not in self._rows]
         else:
@@ -233,8 +256,12 @@ class JobTable:
                 try:
                     infos.append(manager.job(name))
                 except JobNotFoundError:
-                    if name in self._rows:
+                    if name in earlier:
+                        infos.append(earlier[name])
+                    elif name in self._rows:
                         removed.append(name)
+                else:
+                    earlier.pop(name, None)
         now = manager.clock.now()
         added = 0
         later: list[str] = []
@@ -268,18 +295,34 @@ class JobTable:
         self._countdowns = countdowns
         _set(self._summary, value=_summary_html(row.info for row in self._rows.values()))
 
+    def _read_earlier(self) -> dict[str, JobInfo]:
+        """The store's one-offs this manager did not add, by name (one read of the store); on a store error,
+        the ones read last time."""
+        try:
+            infos = oneoffs.earlier_one_offs(self._manager, get_ipython(), self._hidden)
+        except Exception:
+            log.warning("jobmanager_nb: the dashboard could not read the one-off store", exc_info=True)
+            return self._earlier
+        return {info.name: info for info in infos}
+
     # -- clicks (on the kernel's thread)
 
     def _act(self, name: str, action: str) -> None:
         manager = self._manager
         calls: dict[str, Callable[[str], object]] = {
             "run": manager.run_now,
-            "rerun": manager.rerun,
+            "rerun": self._rerun,
             "cancel": manager.cancel,
             "pause": manager.pause,
             "resume": manager.resume,
             "remove": manager.remove_job,
         }
+        earlier = self._earlier.get(name)
+        if earlier is not None and action == "remove":
+            calls["remove"] = self._hide
+        elif earlier is not None and action != "rerun":
+            why = earlier.rerun_hint or "it is a one-off of an earlier kernel"
+            calls[action] = lambda _name: _refuse(f"{why}.")
         try:
             calls[action](name)
         except Exception as exc:  # a refused click is a message, never a traceback
@@ -289,6 +332,19 @@ class JobTable:
         else:
             self._say("")
         self._mark(name)
+
+    def _rerun(self, name: str) -> None:
+        """The Rerun button: exactly ``%job rerun NAME`` (this kernel's one-off, or an earlier kernel's)."""
+        earlier = self._earlier.get(name)
+        if earlier is not None and earlier.rerun_hint:
+            _refuse(f"{earlier.rerun_hint}.")
+        oneoffs.rerun_one_off(self._manager, name, get_ipython())
+
+    def _hide(self, name: str) -> None:
+        """Remove on an earlier kernel's row: the row goes; the store keeps the record."""
+        with self._lock:
+            self._hidden.add(name)
+            self._earlier.pop(name, None)
 
     def _say(self, text: str) -> None:
         with self._lock:
@@ -326,16 +382,23 @@ class JobTable:
         yield from self._shared.widgets
 
 
+def _refuse(reason: str) -> None:
+    raise JobNotFoundError(reason)
+
+
 def _summary_html(infos: Iterable[JobInfo]) -> str:
     counts: dict[str, int] = {}
-    total = 0
+    total = earlier = 0
     for info in infos:
         total += 1
+        earlier += info.origin == "earlier kernel"
         counts[info.status] = counts.get(info.status, 0) + 1
     if total == 0:
         return '<span class="jm-muted">No jobs yet.</span>'
     parts = [f"{total} job{'s' if total != 1 else ''}"]
-    for status in ("started", "queued", "retrying", "failed", "cancelled", "paused", "scheduled"):
+    if earlier:
+        parts[0] += f' <span class="jm-muted">({earlier} from an earlier kernel)</span>'
+    for status in ("started", "queued", "retrying", "failed", "cancelled", "paused", "scheduled", "finished", "idle"):
         if counts.get(status):
             parts.append(f'<span class="jm-o-{status}">{counts[status]} {status}</span>')
     return " · ".join(parts)

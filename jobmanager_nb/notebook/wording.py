@@ -1,9 +1,10 @@
 """How the magics word what they print: moments, durations and errors, the same in every subcommand.
 
 :func:`_when` is a moment in the kernel's local time (``14:05:09`` today, ``2026-12-03 14:05:09`` on
-another day, ``-`` for none); :func:`_seconds` a duration (``0.42 s`` under ten seconds, then
-``2 h 5 min 3 s``); :func:`_error_line` the last line of a traceback (``ValueError: bad row``), which is
-what a one-line report of a failure shows.
+another day, ``-`` for none); :func:`_seconds` the time until a moment, to the second (``0.42 s`` under ten
+seconds, then ``2 d 5 h 3 min 9 s``), which ``%job next`` shows; :func:`_error_line` the last line of a
+traceback (``ValueError: bad row``), which is what a one-line report of a failure shows. How long a run took
+is worded as the dashboard words it (:func:`jobmanager_nb.notebook.text.duration`: ``3 ms``, ``1.2 s``).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
-"""Fixtures for the real-browser tests: a loopback JupyterLab server started and stopped by PID, and
-pages of Debian's Chromium driven by Playwright (never a downloaded browser).
+"""Fixtures for the real-browser tests: one loopback Jupyter server for the whole run (JupyterLab 4 at
+``/lab``, and Notebook 7 at ``/notebooks`` from the same server), started and stopped by PID, and pages of
+Debian's Chromium driven by Playwright (never a downloaded browser).
 
-Locally, a missing Chromium, Playwright or JupyterLab skips these tests; when ``CI`` is set it fails them,
-since CI installs all three. Screenshots go to ``$SHOT_DIR`` (default ``.ci-artifacts/``): the tests save
-theirs, and a failing test leaves ``FAILED-<test>.png``.
+Locally, a missing Chromium, Playwright, JupyterLab or notebook skips these tests; when ``CI`` is set it
+fails them, since CI installs all of them. Screenshots go to ``$SHOT_DIR`` (default ``.ci-artifacts/``): the
+tests save theirs, and a failing test leaves ``FAILED-<test>.png``. With ``JOBMANAGER_SCREENSHOTS=1`` the
+tests also write the screenshots of ``docs/dashboard.md`` into ``docs/img/`` (CI leaves it unset, so a CI
+run never changes the tree).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -23,30 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_ui import CHROME_ARGS, CHROMIUM, importable, new_page, require
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROME_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "jobmanager-nb-browser-test"
-NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOKS = REPO / "notebooks"
 SHOT_DIR = Path(os.environ.get("SHOT_DIR", ".ci-artifacts"))
-
-
-def require(what: str, present: bool) -> None:
-    """Skip when ``what`` is missing, or fail when running in CI (which must have installed it)."""
-    if present:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is missing, but CI is set: CI must install it (see .ci/run)", pytrace=False)
-    pytest.skip(f"{what} is not installed")
+DOCS_IMG = REPO / "docs" / "img"
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +42,21 @@ def shot_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def docs_img() -> Path | None:
+    """``docs/img/`` when ``JOBMANAGER_SCREENSHOTS=1`` (regenerate the documentation's screenshots), else None."""
+    return DOCS_IMG if os.environ.get("JOBMANAGER_SCREENSHOTS") == "1" else None
+
+
+@pytest.fixture(scope="session")
 def browser_tools() -> None:
     require(f"chromium ({CHROMIUM})", shutil.which(CHROMIUM) is not None)
-    require("playwright (pip install playwright; never `playwright install`)", _importable("playwright"))
-    require("jupyterlab", _importable("jupyterlab"))
+    require("playwright (pip install playwright; never `playwright install`)", importable("playwright"))
+    require("jupyterlab", importable("jupyterlab"))
 
 
-def _importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+@pytest.fixture(scope="session")
+def notebook7(browser_tools: None) -> None:
+    require("notebook 7 (pip install notebook)", importable("notebook.app"))
 
 
 def _free_port() -> int:
@@ -87,10 +79,31 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -
     raise TimeoutError(f"jupyter lab did not answer {url} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+class Server(dict[str, Any]):
+    """The running server: ``base``, ``token``, ``root`` (its folder, where tests write notebooks), ``pid``
+    and ``log``; :meth:`api` calls its REST API."""
+
+    def api(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(
+            f"{self['base']}{path}", method=method, headers={"Authorization": f"token {self['token']}"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def shut_down_kernels(self) -> None:
+        """End every session (and its kernel, which ends the kernel's workers)."""
+        for session in self.api("GET", "/api/sessions"):
+            self.api("DELETE", f"/api/sessions/{session['id']}")
+        for kernel in self.api("GET", "/api/kernels"):
+            self.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
+@pytest.fixture(scope="session")
+def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``jupyter lab`` on 127.0.0.1 with a token and throwaway config, settings and workspaces; its root
-    is a temporary folder holding copies of the notebooks (the repository's are never touched)."""
+    is a temporary folder holding a copy of the demo notebook (the repository's are never touched). With
+    the ``notebook`` package installed, the same server serves Notebook 7 at ``/notebooks/<path>``."""
     run = tmp_path_factory.mktemp("lab")
     root = run / "root"
     root.mkdir()
@@ -124,6 +137,7 @@ def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) ->
             "--LabApp.extension_manager=readonly",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -133,7 +147,7 @@ def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) ->
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{base}/api/status?token={TOKEN}", proc)
-        yield {"base": base, "token": TOKEN, "root": root, "pid": proc.pid, "log": run / "lab.log"}
+        yield Server(base=base, token=TOKEN, root=root, pid=proc.pid, log=run / "lab.log")
     finally:
         proc.send_signal(signal.SIGTERM)  # by PID: the server shuts its kernels down
         try:
@@ -142,6 +156,14 @@ def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) ->
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(lab_server: Server) -> Iterator[Server]:
+    """The session's server, for one test module: the module's kernels (and their workers) end with it,
+    so modules never load each other."""
+    yield lab_server
+    lab_server.shut_down_kernels()
 
 
 @pytest.fixture(scope="module")
@@ -159,23 +181,26 @@ def browser(browser_tools: None) -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    pg = context.new_page()
-    pg.js_errors = []
-    pg.dialogs = []
-    pg.on("pageerror", lambda error: pg.js_errors.append(str(error)))
-
-    def on_dialog(dialog: Any) -> None:  # an alert() would mean a job name ran as HTML
-        pg.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    pg.on("dialog", on_dialog)
+    pg = new_page(browser)
+    request.node.shown_page = pg
     yield pg
+    pg.context.close()
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failing test leaves ``FAILED-<test>.png`` of the page it used (its own ``page``, or a module's
+    shared page that the test named as ``request.node.shown_page``)."""
+    yield
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
+    pg = getattr(request.node, "shown_page", None)
+    if report is not None and report.failed and pg is not None and not pg.is_closed():
         SHOT_DIR.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(SHOT_DIR / f"FAILED-{request.node.name}.png"), full_page=True)
-    context.close()
+        name = "".join(c if c.isalnum() or c in "-_[]." else "_" for c in request.node.name)
+        try:
+            pg.screenshot(path=str(SHOT_DIR / f"FAILED-{name}.png"), full_page=True)
+        except Exception as error:  # evidence is best effort; the test's own failure is what matters
+            print(f"no failure screenshot: {error}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,0 +1,246 @@
+"""What a user does with the dashboard, in a real JupyterLab page (Debian Chromium + Playwright), at the
+default layout (file browser open, 1400x900):
+
+- a failed ``%%oneoff``, a kernel restart, and the rerun from the button of its row "from an earlier kernel";
+- the output pane of an expanded running row follows its newest line, unless the user scrolled up;
+- each truthful state text: ``cancelled`` after Cancel on a script that returns cleanly once it sees
+  ``worker.cancelled``; ``paused · running``; ``retrying in N s``; ``queued · waiting for the running cell``
+  while a ``time.sleep`` cell holds the kernel.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_notebooks import RESTART, STATES, TAIL
+from jupyter_ui import Notebook, expect, new_page, shoot, write_notebook
+
+pytestmark = pytest.mark.browser  # a pytestmark in conftest.py would be ignored
+
+RUNNING = re.compile(r"started|running", re.IGNORECASE)
+
+
+def test_restart_then_rerun_the_failed_one_off_from_its_button(
+    page: Any, server: Any, shot_dir: Path, docs_img: Path | None
+) -> None:
+    write_notebook(server["root"] / "restart.ipynb", RESTART)
+    nb = Notebook.open(page, server, "restart.ipynb")
+    assert nb.left_panel_open()
+    nb.run_above(3)  # the one-off fails in this kernel
+    expect(nb.output(2)).to_contain_text("failed as planned", timeout=60_000)
+
+    nb.restart_kernel()
+    nb.run_cell(3)  # %load_ext jobmanager_nb + %jobs in the new kernel
+    row = nb.row("comeback", 3)
+    expect(row).to_be_visible(timeout=60_000)
+    expect(row).to_contain_text(re.compile(r"earlier kernel", re.IGNORECASE))
+    expect(row.locator(".jm-status")).to_contain_text("failed")
+    rerun = row.locator(".jm-btn-rerun")
+    expect(rerun).to_be_visible()
+    expect(rerun).to_have_text("Rerun")
+    shoot(nb, nb.table(3), "dashboard-earlier-kernel", shot_dir, docs_img)
+
+    rerun.click()  # a real click: comm message -> kernel -> the same path as %job rerun
+    expect(row.locator(".jm-status")).to_contain_text("finished", timeout=30_000)
+    expect(rerun).to_have_count(0)
+    row.locator(".jm-toggle").click()
+    expect(row.locator(".jm-detail")).to_contain_text("found restart.flag")
+    assert page.js_errors == []
+    nb.shut_down()
+
+
+# -- the output pane follows its tail
+
+_SAMPLE = r"""
+async ([selector, seconds]) => {
+  const row = document.querySelector(selector);
+  // the pane: the element in the expanded part that scrolls vertically
+  const pane = () => {
+    for (const e of row.querySelectorAll('.jm-detail, .jm-detail *')) {
+      const cs = getComputedStyle(e);
+      if ((cs.overflowY === 'auto' || cs.overflowY === 'scroll') && e.scrollHeight > e.clientHeight + 2) return e;
+    }
+    return null;
+  };
+  const frames = [];
+  const until = performance.now() + seconds * 1000;
+  await new Promise(resolve => {
+    const step = () => {
+      const e = pane();
+      if (e) {
+        const lines = e.textContent.trim().split('\n');
+        const lh = parseFloat(getComputedStyle(e).lineHeight) || 1.2 * parseFloat(getComputedStyle(e).fontSize);
+        const first = lines[Math.min(lines.length - 1, Math.round(e.scrollTop / lh))];
+        frames.push({top: e.scrollTop, gap: e.scrollHeight - e.clientHeight - e.scrollTop,
+                     scrollable: e.scrollHeight - e.clientHeight, last: lines[lines.length - 1], first});
+      } else {
+        frames.push(null);
+      }
+      if (performance.now() < until) requestAnimationFrame(step); else resolve();
+    };
+    requestAnimationFrame(step);
+  });
+  return frames;
+}
+"""
+
+_PANE_BOX = r"""
+(selector) => {
+  const row = document.querySelector(selector);
+  for (const e of row.querySelectorAll('.jm-detail, .jm-detail *')) {
+    const cs = getComputedStyle(e);
+    if ((cs.overflowY === 'auto' || cs.overflowY === 'scroll') && e.scrollHeight > e.clientHeight + 2) {
+      const r = e.getBoundingClientRect();
+      return {x: r.left + r.width / 2, y: r.top + r.height / 2, gap: e.scrollHeight - e.clientHeight - e.scrollTop};
+    }
+  }
+  return null;
+}
+"""
+
+
+def _distinct(values: list[str]) -> int:
+    return len({v for v in values})
+
+
+def _longest_run(flags: list[bool]) -> int:
+    longest = run = 0
+    for flag in flags:
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    return longest
+
+
+def _follows(frames: list[dict[str, Any] | None]) -> list[str]:
+    """Why the pane did not follow its newest line in these frames ([] when it did)."""
+    problems = []
+    if any(f is None for f in frames):
+        problems.append(f"the pane was missing (or not scrollable) in {sum(f is None for f in frames)} frames")
+    shown = [f for f in frames if f is not None]
+    if _distinct([f["last"] for f in shown]) < 3:
+        problems.append("fewer than 3 new lines arrived while sampling")
+    off = [f["gap"] > 4 for f in shown]
+    if _longest_run(off) > 3:
+        worst = max(f["gap"] for f in shown)
+        problems.append(
+            f"off the bottom for {_longest_run(off)} frames in a row ({sum(off)} of {len(shown)} frames; "
+            f"up to {worst:.0f} px above the end)"
+        )
+    if any(f["top"] == 0 and f["scrollable"] > 50 for f in shown):
+        problems.append(f"jumped to the top in {sum(f['top'] == 0 for f in shown)} of {len(shown)} frames")
+    if shown and shown[-1]["gap"] > 4:
+        problems.append(f"ended {shown[-1]['gap']:.0f} px above the newest line")
+    return problems
+
+
+def test_the_output_pane_follows_its_newest_line_unless_scrolled_up(page: Any, server: Any) -> None:
+    write_notebook(server["root"] / "tail.ipynb", TAIL)
+    nb = Notebook.open(page, server, "tail.ipynb")
+    nb.run_all()
+    row = nb.row("chatter", 2)
+    expect(row.locator(".jm-btn-cancel")).to_be_visible(timeout=60_000)
+    row.locator(".jm-toggle").click()
+    expect(row.locator(".jm-detail")).to_contain_text("line 0", timeout=30_000)
+    selector = ".jm-row-chatter"
+    page.wait_for_function(f"() => ({_PANE_BOX})({selector!r}) !== null", timeout=30_000)  # more lines than shown
+    row.scroll_into_view_if_needed()
+    nb.park_mouse()
+
+    frames = page.evaluate(_SAMPLE, [selector, 2.0])
+    problems = [f"while following: {p}" for p in _follows(frames)]
+
+    # the user scrolls up with the mouse wheel: the pane stays where they put it
+    box = page.evaluate(_PANE_BOX, selector)
+    page.mouse.move(box["x"], box["y"])
+    page.mouse.wheel(0, -120)
+    page.wait_for_function(f"() => ({_PANE_BOX})({selector!r})?.gap > 40", timeout=10_000)
+    held = [f for f in page.evaluate(_SAMPLE, [selector, 2.0]) if f is not None]
+    if _distinct([f["last"] for f in held]) < 3:
+        problems.append("scrolled up: fewer than 3 new lines arrived while sampling")
+    tops = [f["top"] for f in held]
+    if not held or max(tops) - min(tops) > 2 or _distinct([f["first"] for f in held]) > 1:
+        problems.append(
+            f"scrolled up: the pane moved (scrollTop {min(tops, default=0):.0f}..{max(tops, default=0):.0f} px, "
+            f"first visible lines {sorted({f['first'] for f in held})[:5]})"
+        )
+
+    # back at the bottom, it follows again
+    page.mouse.wheel(0, 100_000)
+    page.wait_for_function(f"() => ({_PANE_BOX})({selector!r})?.gap <= 4", timeout=10_000)
+    nb.park_mouse()
+    problems += [f"after scrolling back down: {p}" for p in _follows(page.evaluate(_SAMPLE, [selector, 1.5]))]
+
+    row.locator(".jm-btn-cancel").click()
+    expect(row.locator(".jm-btn-cancel")).to_have_count(0, timeout=30_000)
+    nb.shut_down()
+    assert not problems, "\n".join(problems)
+
+
+# -- truthful states
+
+
+@pytest.fixture(scope="module")
+def states(browser: Any, server: Any) -> Iterator[Notebook]:
+    """The states notebook, open once for the state tests: cells 0-3 run, the dashboard shown."""
+    write_notebook(server["root"] / "states.ipynb", STATES)
+    nb = Notebook.open(new_page(browser), server, "states.ipynb")
+    nb.run_above(4)
+    table = nb.table(3)
+    expect(table.locator(".jm-row")).to_have_count(4, timeout=60_000)
+    yield nb
+    nb.page.context.close()
+
+
+def test_cancel_of_a_script_that_returns_cleanly_says_cancelled(states: Notebook, request: Any) -> None:
+    request.node.shown_page = states.page
+    row = states.row("polite", 3)
+    status = row.locator(".jm-status")
+    expect(status).to_contain_text(RUNNING, timeout=30_000)
+    row.locator(".jm-toggle").click()
+    expect(row.locator(".jm-detail")).to_contain_text("working until cancelled", timeout=30_000)  # it runs
+    row.locator(".jm-btn-cancel").click()
+    expect(row.locator(".jm-detail")).to_contain_text("saw the cancel; returning cleanly", timeout=30_000)
+    expect(status).to_have_text(re.compile(r"^\s*cancelled\b"), timeout=30_000)
+    expect(status).not_to_contain_text("finished")
+    expect(row.locator(".jm-btn-cancel")).to_have_count(0)
+
+
+def test_pause_during_a_run_says_paused_running(states: Notebook, request: Any) -> None:
+    request.node.shown_page = states.page
+    row = states.row("steady", 3)
+    status = row.locator(".jm-status")
+    expect(status).to_contain_text(RUNNING, timeout=30_000)
+    row.locator(".jm-btn-pause").click()
+    expect(status).to_have_text(re.compile(r"paused\s*·\s*running"), timeout=30_000)
+    expect(row.locator(".jm-btn-cancel")).to_be_visible()  # the run goes on, and can still be cancelled
+    expect(row.locator(".jm-btn-resume")).to_be_visible()
+
+
+def test_a_failed_run_waiting_to_retry_says_retrying_in_n_s(states: Notebook, request: Any) -> None:
+    request.node.shown_page = states.page
+    status = states.row("send-mail", 3).locator(".jm-status")
+    expect(status).to_have_text(re.compile(r"retrying in \d+ s"), timeout=30_000)
+
+
+def test_an_inline_run_behind_a_busy_cell_says_queued_waiting_for_the_running_cell(
+    states: Notebook, server: Any, request: Any
+) -> None:
+    request.node.shown_page = states.page
+    row = states.row("tidy", 3)
+    states.run_cell(4)  # run_now("tidy"), then hold the kernel until the test releases it
+    states.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'busy'"
+    )
+    status = row.locator(".jm-status")
+    try:
+        expect(status).to_have_text(re.compile(r"queued\s*·\s*waiting for the running cell"), timeout=30_000)
+        assert states.kernel_status() == "busy", "the cell should still hold the kernel"
+    finally:
+        (server["root"] / "release").touch()  # the cell ends; the inline run goes ahead
+    states.wait_idle(30_000)
+    expect(row.locator(".jm-timing, .jm-c-last").first).to_contain_text("finished", timeout=30_000)
+    expect(status).not_to_contain_text("queued")

@@ -1,5 +1,6 @@
 """The dashboard in a real kernel, driven over jupyter_client the way a frontend drives it: a Rerun click
-sent as a comm message, widget updates read back from IOPub, and what happens to a click while a cell runs."""
+sent as a comm message, and widget updates read back from IOPub. (What happens to a click while a cell runs:
+tests/test_dashboard_busy.py.)"""
 
 from __future__ import annotations
 
@@ -118,35 +119,3 @@ def test_rerun_clicked_over_comm_reruns_and_the_frontend_sees_finished(kc, tmp_p
         "finished",
         "['remove']",
     ]
-
-
-def test_a_click_sent_while_a_cell_runs_waits_for_the_cell(kc, tmp_path):
-    """Documents docs/dashboard.md, "Clicks while the kernel is busy". ipykernel 7 supports subshells and
-    JupyterLab >= 4.4 sends widget comm messages on one, but ipykernel routes a comm's messages to the
-    subshell of the last message that comm *sent*; a widget made or updated from the main shell (or from a
-    background thread, which inherits its parent) is pinned to the main shell. If this test fails, ipykernel
-    changed that routing: update the docs."""
-    info = kc.kernel_info(reply=True, timeout=WAIT)["content"]
-    assert "kernel subshells" in info.get("supported_features", [])
-    kc.control_channel.send(kc.session.msg("create_subshell_request", {}))
-    subshell = kc.control_channel.get_msg(timeout=WAIT)["content"]["subshell_id"]
-    setup_flaky(kc, tmp_path)
-    execute(
-        kc,
-        "CLICKS = []\nrerun = table.row('flaky').buttons['rerun']\n"
-        "rerun.on_click(lambda b: CLICKS.append((time.monotonic(), threading.current_thread().name)))",
-    )
-    button = execute(kc, "print(rerun.model_id)").strip()
-    busy = kc.execute("T0 = time.monotonic(); time.sleep(1.5); T1 = time.monotonic()")
-    while True:  # the kernel announces the cell's code on IOPub just before it runs it
-        msg = kc.get_iopub_msg(timeout=WAIT)
-        if msg["msg_type"] == "execute_input" and msg["parent_header"].get("msg_id") == busy:
-            break
-    click(kc, button, subshell_id=subshell)  # so the click arrives while the cell runs
-    while True:
-        reply = kc.get_shell_msg(timeout=WAIT)
-        if reply["parent_header"].get("msg_id") == busy:
-            break
-    kernel_wait(kc, "len(CLICKS)", "1")
-    handled_at, thread = execute(kc, "print(round(CLICKS[0][0] - T1, 3), CLICKS[0][1])").split()
-    assert float(handled_at) >= 0 and thread == "MainThread", (handled_at, thread)

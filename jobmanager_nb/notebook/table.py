@@ -20,6 +20,18 @@ the store once for the one-off records this manager did not add
 (:func:`~jobmanager_nb.notebook.oneoffs.rerun_one_off`); their Remove only hides the row in this table (the
 record stays in the store). Once this kernel adds the name, the same row shows the live job.
 
+Clicks while the kernel is busy. A click is a comm message, and ipykernel handles comm messages on the shell's
+main thread, after the cell that is running. Front ends that send comm messages on a kernel subshell
+(JupyterLab >= 4.4 and Notebook >= 7.4 with ipykernel >= 7) get them handled at once, on that subshell's
+thread, if the kernel routes them there; ipykernel 7 routes a comm's messages to the subshell of the last
+message the comm *sent* instead, which pins widgets made by a cell or by the flusher thread to the main shell.
+So each button of the table follows the front end's choice (:func:`_follow_frontend_subshell`), and its
+handler, there, skips IPython's ``pre_execute``/``post_execute`` hooks, which belong to the cell running
+meanwhile. The handlers only call the thread-safe manager and take the table's lock. Where the front end
+sends no subshell, a click waits for the cell. Either way a clicked button looks pending (CSS on the focused
+button, :data:`_PENDING_CSS`) until its handler marks it ``jm-done``, and a second click of the same button
+handled within :data:`_REPEAT_SECONDS` of the first (both queued behind a busy cell) is dropped.
+
 Its text forms (``repr``, ``str`` and the ``text/plain`` of its display) are
 :func:`~jobmanager_nb.notebook.text.render_text`.
 """
@@ -42,7 +54,7 @@ from jobmanager_nb.errors import JobNotFoundError
 from jobmanager_nb.events import Event
 from jobmanager_nb.model import JobInfo
 from jobmanager_nb.notebook import oneoffs
-from jobmanager_nb.notebook.rows import JobRow, _esc, _set, header_cells
+from jobmanager_nb.notebook.rows import JobRow, _esc, _set, actions_for, header_cells
 from jobmanager_nb.notebook.styles import _CSS, _Shared
 from jobmanager_nb.notebook.text import _one_line, render_text
 
@@ -54,6 +66,21 @@ __all__ = ["JobTable"]
 log = logging.getLogger("jobmanager_nb")
 
 _BULK = 64  # more dirty jobs than this: read them all with one manager.jobs call
+_REPEAT_SECONDS = 1.0
+"""A click on the button just handled, within this many seconds, is a repeat (queued behind a busy cell): dropped."""
+
+_PENDING_CSS = """
+<style>
+/* A button the user clicked (focused by the mouse) and the kernel has not handled yet: it pulses, and the
+   pointer says "working". The kernel adds jm-done when it handles the click. Browsers that do not focus a
+   button on click (Safari, Firefox on macOS) show nothing. */
+@keyframes jm-pending { 50% { opacity: 0.45; } }
+.jm-table .jm-btn:focus:not(:focus-visible):not(.jm-done) {
+  cursor: progress; animation: jm-pending 1.2s ease-in-out 0.25s infinite; }
+@media (prefers-reduced-motion: reduce) {
+  .jm-table .jm-btn:focus:not(:focus-visible):not(.jm-done) { animation: none; opacity: 0.6; } }
+</style>
+"""
 _BUILD_SECONDS = 0.15  # a flush stops making new widgets after this long; the rest wait for the next flush
 
 
@@ -87,6 +114,8 @@ class JobTable:
         self._rows: dict[str, JobRow] = {}
         self._earlier: dict[str, JobInfo] = {}  # the store's one-offs this manager did not add (last full read)
         self._hidden: set[str] = set()  # earlier kernel's rows removed from this table
+        self._routed: set[int] = set()  # ids of the buttons whose clicks follow the front end's subshell
+        self._last_click: tuple[str, str, float] | None = None  # (name, action, monotonic time) handled last
         self.flushes = 0
         """How many times the widgets were updated (a diagnostic)."""
         self.last_flush_seconds = 0.0
@@ -95,7 +124,7 @@ class JobTable:
         """The longest update so far (a diagnostic; assign 0 to start measuring again)."""
 
         self._shared = _Shared()
-        style = W.HTML(value=_CSS)
+        style = W.HTML(value=_CSS + _PENDING_CSS)
         style.add_class("jm-style")
         self._summary = self._shared.html(W.Layout(), "jm-summary")
         self._message = W.HTML(value="", layout=W.Layout(display="none"))
@@ -275,6 +304,7 @@ class JobTable:
                 row = self._rows[info.name] = JobRow(self, info)
                 added += 1
             row._update(info, now)
+            self._clickable(row)
         if later:
             with self._pending_lock:
                 self._dirty.update(later)
@@ -283,6 +313,7 @@ class JobTable:
             row = self._rows.pop(name)
             self._expanded_names.discard(name)
             for widget in row._widgets():
+                self._routed.discard(id(widget))
                 widget.close()
         if added or removed:
             self._body.children = tuple(row.widget for row in self._rows.values())
@@ -307,7 +338,29 @@ class JobTable:
 
     # -- clicks (on the kernel's thread)
 
+    def _clickable(self, row: JobRow) -> None:
+        """Route the clicks of the row's new buttons (▸ too) to the front end's subshell; re-arm the pending look
+        of the buttons the row no longer shows (a button shown again is a new, unfocused view)."""
+        shown = set(actions_for(row.info))
+        for action, button in (("toggle", row.toggle), *row._buttons.items()):
+            if id(button) not in self._routed:
+                self._routed.add(id(button))
+                _follow_frontend_subshell(button)
+            if action not in shown and action != "toggle" and _DONE in button._dom_classes:
+                _set(button, _dom_classes=tuple(c for c in button._dom_classes if c != _DONE))
+
     def _act(self, name: str, action: str) -> None:
+        """A click on ``action`` of row ``name`` (on the kernel's main thread, or on the subshell the front end
+        sent it on): the manager call, then the row marked for an update."""
+        now = time.monotonic()
+        with self._lock:
+            row = self._rows.get(name)
+            button = row._buttons.get(action) if row is not None else None
+            if button is not None and _DONE not in button._dom_classes:
+                _set(button, _dom_classes=(*button._dom_classes, _DONE))  # no longer looks pending
+            last, self._last_click = self._last_click, (name, action, now)
+        if last is not None and last[:2] == (name, action) and now - last[2] < _REPEAT_SECONDS:
+            return  # the same button again at once: a repeat that waited behind a busy cell with the first
         manager = self._manager
         calls: dict[str, Callable[[str], object]] = {
             "run": manager.run_now,
@@ -384,6 +437,37 @@ class JobTable:
 
 def _refuse(reason: str) -> None:
     raise JobNotFoundError(reason)
+
+
+_DONE = "jm-done"  # a button's class once the kernel has handled its click (it stops looking pending)
+
+
+def _follow_frontend_subshell(widget: Any) -> None:
+    """Have ipykernel (>= 7) handle ``widget``'s messages on the subshell the front end sends them on, and
+    there without IPython's ``pre_execute``/``post_execute`` hooks (they belong to the cell that runs on the
+    main thread meanwhile: ipython/ipykernel#1564). A no-op outside ipykernel 7, or when the comm has no
+    routing hook (``_reply_subshell_for``), whose default answer is the subshell of the comm's last sent
+    message: the main shell for a widget made by a cell or by the flusher thread."""
+    comm = getattr(widget, "comm", None)
+    if comm is None or not hasattr(comm, "_reply_subshell_for") or not hasattr(comm, "_msg_callback"):
+        return
+    comm._reply_subshell_for = _frontends_choice
+    with_hooks = comm.handle_msg
+
+    def handle_msg(msg: dict[str, Any]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            with_hooks(msg)
+            return
+        callback = comm._msg_callback
+        if callback is not None:
+            callback(msg)
+
+    comm.handle_msg = handle_msg
+
+
+def _frontends_choice(_data: Any, subshell_id: str | None) -> str | None:
+    """The subshell the front end sent the message on (``None``: the main shell)."""
+    return subshell_id
 
 
 def _summary_html(infos: Iterable[JobInfo]) -> str:

@@ -110,10 +110,13 @@ def test_status_follows_inline_runs_queued_started_finished(open_table, gate):
         wait_until(status_is(table, "waiter", "finished"))
         timing = table.row("waiter").timing.value  # last run: start · duration · outcome, then next run
         start, took = r"\d\d:\d\d:\d\d", r"(&lt;1 ms|\d+ ms|[\d.]+ s)"
-        last = rf'<span class="jm-c jm-c-last">{start} · {took} · <span class="jm-o-finished">finished</span></span>'
+        last = (  # the duration is a span of its own, which narrow cells hide
+            rf'<span class="jm-c jm-c-last" [^>]*>{start}<span class="jm-took"> · {took}</span> · '
+            r'<span class="jm-o-finished">finished</span></span>'
+        )
         assert re.search(last, timing), timing
         runs = table.row("waiter").ident.value  # the run count follows the strip of recent runs
-        assert re.search(r'<span class="jm-c jm-c-runs" [^>]*>1</span>', runs), runs
+        assert re.search(r'<span class="jm-c jm-c-runs"[^>]*>1</span>', runs), runs
         assert table.row("waiter").buttons.keys() == {"remove"}  # a one-shot job that ran is done
     finally:
         m.close(timeout=10)
@@ -197,7 +200,7 @@ def test_run_now_button_starts_a_run(manager, open_table):
     wait_until(lambda: "nightly" in table.names)
     table.row("nightly").buttons["run"].click()
     wait_until(lambda: table.row("nightly").info.runs == 1)
-    wait_until(lambda: re.search(r'<span class="jm-c jm-c-runs" [^>]*>1</span>', table.row("nightly").ident.value))
+    wait_until(lambda: re.search(r'<span class="jm-c jm-c-runs"[^>]*>1</span>', table.row("nightly").ident.value))
     assert table.row("nightly").status == "scheduled"  # it keeps its schedule
     assert "finished" in table.row("nightly").timing.value
     assert table.message == ""

@@ -44,7 +44,6 @@ from jobmanager_nb.notebook.text import (
     _origin_tag,
     _outcome,
     _progress,
-    _runs_text,
     _state,
     _ticks,
     css_slug,
@@ -245,7 +244,7 @@ class JobRow:
             return ()
         text = f'<span class="jm-hint" title="{_esc(hint)}">{_esc(hint)}</span>'
         if self._hint is None:
-            self._hint = self._shared.html(self._shared.detail_layout, "jm-hint-cell", value=text)
+            self._hint = self._shared.html(self._shared.button_layout, "jm-hint-cell", value=text)
         else:
             _set(self._hint, value=text)
         return (self._hint,)
@@ -315,16 +314,14 @@ def _set(widget: Any, **traits: Any) -> None:
 
 def _ident_html(info: JobInfo, now: datetime) -> str:
     name, schedule = info.name, info.schedule_description
-    tag = _origin_tag(info)
-    tag_html = f' <span class="jm-tag">{_esc(tag)}</span>' if tag else ""
     runs_title = f"{info.runs} runs, {info.failures} failed, {info.skipped} skipped"
+    skipped = f'<span class="jm-skipped">· {info.skipped} skipped</span>' if info.skipped else ""
     return (
-        f'<span class="jm-c jm-c-name" title="{_esc(name)} — {_esc(info.target)}">'
-        f'<span class="jm-name">{_esc(name)}</span>{tag_html}</span>'
+        f'<span class="jm-c jm-c-name" title="{_esc(name)} — {_esc(info.target)}">{_esc(name)}</span>'
         f'<span class="jm-c jm-c-kind">{_esc(_kind_text(info))}</span>'
         f'<span class="jm-c jm-c-schedule" title="{_esc(info.schedule or schedule)}">{_esc(schedule)}</span>'
-        f'<span class="jm-c jm-c-hist">{_strip_html(info, now)}'
-        f'<span class="jm-c jm-c-runs" title="{runs_title}">{_esc(_runs_text(info))}</span></span>'
+        f'<span class="jm-c jm-c-hist" title="{runs_title}"><span class="jm-c jm-c-runs">{info.runs}</span>'
+        f"{_strip_html(info, now)}{skipped}</span>"
     )
 
 
@@ -338,41 +335,65 @@ def _strip_html(info: JobInfo, now: datetime) -> str:
             continue
         height = _MARK_LOW + (_MARK_HIGH - _MARK_LOW) * relative
         marks.append(f'<i class="jm-m {shape} jm-m-{outcome}" style="height:{height:.0f}%" title="{_esc(title)}"></i>')
-    return f'<span class="jm-strip" role="img" aria-label="{len(marks)} recent runs">{"".join(marks)}</span>'
+    if not marks:
+        return ""
+    label = f"the last {len(marks)} runs" if len(marks) > 1 else "the last run"
+    return f'<span class="jm-strip" role="img" aria-label="{label}">{"".join(marks)}</span>'
 
 
 def _status_html(info: JobInfo, badge: str, after: str, details: list[str]) -> str:
-    """The badge, then (for a run reporting progress) the bar, then the words: ``in 4 s`` after a retrying badge,
-    the details after ``·``. The cell's text is the state's words."""
-    text = f'<span class="jm-s jm-s-{_esc(badge)}">{_esc(badge)}</span>'
+    """The badge and the words after it (``in 4 s`` after a retrying badge, the details after ``·``), then an
+    earlier kernel's tag. A run reporting progress shows, instead of a ``started`` badge, its words over a bar as
+    wide as the column (a paused one keeps its ``paused`` badge before them). The cell's text is the state's words
+    (without the ``started`` of a run with a bar)."""
     progress = _progress(info) if badge in ("started", "paused") else None
-    words = after.strip()
+    parts = []
+    if progress is None or badge != "started":
+        parts.append(f'<span class="jm-s jm-s-{_esc(badge)}">{_esc(badge)}</span>')
     if progress is not None:
         fraction, percent, _label = progress
-        tip = " · ".join(details)
-        text += (
-            f' <span class="jm-bar jm-progress" data-label="{_esc(percent)}" title="{_esc(tip)}">'
-            f'<span style="width:{fraction * 100:.1f}%"></span></span>'
+        words = " · ".join(details)
+        parts.append(
+            f'<span class="jm-prog" title="{_esc(words)}"><span class="jm-cap">{_esc(words)}</span>'
+            f'<span class="jm-bar jm-progress" data-label="{_esc(percent)}">'
+            f'<span style="width:{fraction * 100:.1f}%"></span></span></span>'
         )
-    if details:
-        words = " · ".join([words, *details]) if words else "· " + " · ".join(details)
-    if words:
-        text += f' <span class="jm-cap" title="{_esc(words.lstrip("· "))}">{_esc(words)}</span>'
-    return text
+    else:
+        words = " · ".join([after.strip(), *details]) if after.strip() else " · ".join(["", *details]).strip()
+        if words:
+            parts.append(f'<span class="jm-cap" title="{_esc(words.lstrip("· "))}">{_esc(words)}</span>')
+    tag = _origin_tag(info)
+    if tag is not None:
+        parts.append(f'<span class="jm-tag">{_esc(tag)}</span>')
+    return " ".join(parts)
 
 
 def _timing_html(info: JobInfo, now: datetime) -> str:
     run = info.last_run
     if run is None:
         last = '<span class="jm-muted">never</span>'
+        last_title = ""
     else:
         start, took, outcome = _last_run_parts(run, now)
-        last = f'{_esc(start)} · {_esc(took)} · <span class="jm-o-{_esc(run.status)}">{_esc(outcome)}</span>'
+        last = (
+            f'{_esc(start)}<span class="jm-took"> · {_esc(took)}</span> · '
+            f'<span class="jm-o-{_outcome_class(run.outcome, run.status)}">{_esc(outcome)}</span>'
+        )
+        last_title = _esc(f"{start} · {took} · {outcome}")
     next_title = _esc(_clock_time(info.next_run, now)) if info.next_run is not None else ""
+    if info.schedule_description:
+        next_title = _esc(info.schedule_description) + (f" · {next_title}" if next_title else "")
     return (
-        f'<span class="jm-c jm-c-last">{last}</span>'
+        f'<span class="jm-c jm-c-last" title="{last_title}">{last}</span>'
         f'<span class="jm-c jm-c-next" title="{next_title}">{_esc(_next_text(info, now))}</span>'
     )
+
+
+def _outcome_class(outcome: str | None, status: str) -> str:
+    """The CSS class suffix of an outcome's colour: ``finished`` (green), ``cancelled`` (plain), else ``failed``."""
+    if outcome in ("finished", "cancelled"):
+        return outcome
+    return "finished" if outcome is None and status == "finished" else "failed"
 
 
 def _history_html(info: JobInfo, now: datetime) -> str:
@@ -383,7 +404,7 @@ def _history_html(info: JobInfo, now: datetime) -> str:
     for mark in reversed(info.recent):
         start = _clock_time(mark.started_at, now) if mark.started_at is not None else "not started"
         took = duration(mark.duration) if mark.duration is not None else "–"
-        css = "finished" if mark.outcome == "finished" else "failed" if mark.outcome != "cancelled" else "cancelled"
+        css = _outcome_class(mark.outcome, "failed")
         rows.append(
             f"<tr><td>{_esc(start)}</td><td>{_esc(took)}</td>"
             f'<td class="jm-o-{css}">{_esc(OUTCOME_WORDS[mark.outcome])}</td>'

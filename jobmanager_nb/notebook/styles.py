@@ -4,8 +4,9 @@
 schedule, recent runs), the status, the timing (last run, next run) and the actions. Columns are fractions
 of the cell's width with minimum widths, never fixed pixels, so the table fills any width and the header
 stays aligned with the rows. Container queries on the table fold the secondary columns away as the cell
-narrows (kind below 1000 px, schedule below 820 px, next run below 660 px), so each row stays one line from
-600 px to full width; the actions keep their own column and wrap inside it rather than under the row.
+narrows (kind below 1300 px, the last run's duration below 1100 px, schedule below 1000 px, next run below
+760 px; the schedule is then in the next run's tooltip), so each row stays one line from 600 px to full
+width; the actions keep their own column and wrap inside it rather than under the row.
 
 **Colours.** Every colour is a role (``--jm-fg``, ``--jm-ok``, ``--jm-fill-bad`` ...) set from one of the
 front end's ``--jp-*`` theme variables, with a fallback for renderers that define none (VS Code's, for one):
@@ -121,15 +122,20 @@ def _roles(palette: dict[str, tuple[str, str]]) -> str:
     return "\n".join(f"  --jm-{role}: var({variable}, {fallback});" for role, (variable, fallback) in palette.items())
 
 
-# Columns, in fractions of the row's width with minimums: the header and every row use the same tracks.
-_COLUMNS = "1.6em minmax(0, 8.4fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.6fr)"
-_COLUMNS_NO_KIND = "1.6em minmax(0, 6.8fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.4fr)"
-_COLUMNS_NO_SCHEDULE = "1.6em minmax(0, 4.6fr) minmax(0, 3.6fr) minmax(0, 2.9fr) minmax(15.5em, 2.4fr)"
-_COLUMNS_NARROW = "1.6em minmax(0, 4.6fr) minmax(0, 3.4fr) minmax(0, 1.8fr) minmax(15.5em, 2.3fr)"
-_IDENT = "minmax(0, 2.4fr) minmax(0, 1.6fr) minmax(0, 2.4fr) minmax(6.5em, 2fr)"  # name, kind, schedule, runs
-_IDENT_NO_KIND = "minmax(0, 2.4fr) minmax(0, 2.4fr) minmax(6.5em, 2fr)"
-_IDENT_NO_SCHEDULE = "minmax(0, 2.6fr) minmax(6.5em, 2fr)"
-_TIMING = "minmax(0, 1.9fr) minmax(0, 1fr)"  # last run, next run
+# Columns, in fractions of the row's width with minimums: the header and every row use the same tracks. The
+# fractions follow the columns' usual text widths: name 1.6, kind 0.95, schedule 1.25, runs 1, status 2.8,
+# last run 1.75 (1.45 without the duration), next run 0.85; the actions keep room for three buttons on one line.
+_ACTIONS = "minmax(17.2em, 1.6fr)"
+_COLUMNS = f"1.6em minmax(0, 4.8fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
+_COLUMNS_NO_KIND = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
+_COLUMNS_SHORT = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.3fr) {_ACTIONS}"
+_COLUMNS_NO_SCHEDULE = f"1.6em minmax(0, 2.6fr) minmax(0, 2.8fr) minmax(0, 2.3fr) {_ACTIONS}"
+_COLUMNS_NARROW = f"1.6em minmax(0, 2.6fr) minmax(0, 2.8fr) minmax(0, 1.45fr) {_ACTIONS}"
+_IDENT = "minmax(0, 1.6fr) minmax(0, 0.95fr) minmax(0, 1.25fr) minmax(0, 1fr)"  # name, kind, schedule, runs
+_IDENT_NO_KIND = "minmax(0, 1.6fr) minmax(0, 1.25fr) minmax(0, 1fr)"
+_IDENT_NO_SCHEDULE = "minmax(0, 1.6fr) minmax(0, 1fr)"
+_TIMING = "minmax(0, 1.75fr) minmax(0, 0.85fr)"  # last run, next run
+_TIMING_SHORT = "minmax(0, 1.45fr) minmax(0, 0.85fr)"
 
 _CSS = f"""
 <style>
@@ -170,16 +176,15 @@ _CSS = f"""
 .jm-table .jm-col-status > .widget-html-content {{ display: flex; align-items: center; gap: 0.4em;
   white-space: nowrap; overflow: hidden; }}
 .jm-table .jm-c {{ display: block; min-width: 0; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }}
-.jm-table .jm-c-name {{ display: flex; align-items: center; gap: 0.4em; font-weight: 600; }}
-.jm-table .jm-name {{ min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
-.jm-table .jm-header .jm-c-name {{ display: block; }}
+.jm-table .jm-c-name {{ font-weight: 600; }}
 .jm-table .jm-tag {{ flex: none; font-size: 0.85em; font-weight: 400; line-height: 1.3; padding: 0 0.45em;
   border: 1px solid var(--jm-edge); border-radius: 0.7em; color: var(--jm-fg); }}
 .jm-table .jm-c-kind, .jm-table .jm-muted {{ color: var(--jm-muted); }}
 .jm-table .jm-c-next, .jm-table .jm-c-runs, .jm-table .jm-c-last, .jm-table .jm-cap {{
   font-variant-numeric: tabular-nums; }}
-.jm-table .jm-c-hist {{ display: flex; align-items: center; gap: 0.45em; }}
-.jm-table .jm-c-hist .jm-c-runs {{ flex: none; }}
+.jm-table .jm-c-hist {{ display: flex; align-items: center; gap: 0.4em; }}
+.jm-table .jm-c-hist .jm-c-runs {{ flex: none; min-width: 2.2ch; text-align: right; overflow: visible; }}
+.jm-table .jm-skipped {{ flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
 .jm-table .jm-o-finished {{ color: var(--jm-ok); }}
 .jm-table .jm-o-failed {{ color: var(--jm-bad); }}
 
@@ -196,13 +201,15 @@ _CSS = f"""
 .jm-table .jm-s-cancelled {{ color: var(--jm-fg); border-color: var(--jm-edge); }}
 .jm-table .jm-s-idle {{ color: var(--jm-muted); font-weight: 400; border: 1px dotted var(--jm-edge); }}
 .jm-table .jm-cap {{ flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
-.jm-table .jm-bar {{ flex: 1 1 4em; min-width: 3em; height: 0.8em; background: var(--jm-panel);
+.jm-table .jm-prog {{ flex: 1 1 auto; min-width: 0; display: flex; flex-direction: column; gap: 2px; }}
+.jm-table .jm-prog .jm-cap {{ line-height: 1.25; font-size: 0.92em; }}
+.jm-table .jm-bar {{ display: block; width: 100%; height: 5px; background: var(--jm-panel);
   box-shadow: inset 0 0 0 1px var(--jm-edge); border-radius: 2px; overflow: hidden; }}
 .jm-table .jm-bar > span {{ display: block; height: 100%; background: var(--jm-fill-brand); }}
 
 /* recent runs: finished runs rise above the axis, failures hang below it, cancelled ones are a dash */
-.jm-table .jm-strip {{ flex: 0 1 auto; width: calc(20 * 4px); min-width: 0; height: 1.4em; display: flex;
-  justify-content: flex-end; gap: 1px; overflow: hidden;
+.jm-table .jm-strip {{ flex: 0 0 auto; max-width: calc(20 * 4px); height: 1.4em; display: flex;
+  justify-content: flex-end; gap: 1px; overflow: hidden; padding: 0 1px;
   background: linear-gradient(var(--jm-edge), var(--jm-edge)) center / 100% 1px no-repeat; }}
 .jm-table .jm-m {{ flex: none; width: 3px; }}
 .jm-table .jm-m-up {{ align-self: flex-end; margin-bottom: 0.7em; background: var(--jm-ok);
@@ -214,13 +221,14 @@ _CSS = f"""
 /* buttons keep their own background and border on every row state */
 .jm-table .jm-buttons {{ display: flex; flex-wrap: wrap; align-items: center; gap: 3px 0.3em; margin: 0;
   padding: 2px 0; min-width: 0; overflow: visible; }}
-.jm-table .jm-btn {{ width: auto; height: 1.8em; line-height: calc(1.8em - 2px); padding: 0 0.6em; margin: 0;
-  font-size: 1em; border: 1px solid var(--jm-edge); border-radius: 3px; background: var(--jm-panel);
+.jm-table .jm-btn {{ flex: none; width: auto; height: 1.8em; line-height: calc(1.8em - 2px); padding: 0 0.5em;
+  margin: 0; font-size: 1em; border: 1px solid var(--jm-edge); border-radius: 3px; background: var(--jm-panel);
   color: var(--jm-fg); }}
-.jm-table .jm-btn-rerun {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); font-weight: 600; }}
-.jm-table .jm-btn-resume {{ background: var(--jm-fill-brand); color: var(--jm-on-fill); font-weight: 600; }}
-.jm-table .jm-hint {{ color: var(--jm-fg); white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
-  min-width: 0; }}
+.jm-table .jm-btn-rerun {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); }}
+.jm-table .jm-btn-resume {{ background: var(--jm-fill-brand); color: var(--jm-on-fill); }}
+.jm-table .jm-hint-cell {{ flex: 1 1 0; min-width: 0; }}
+.jm-table .jm-hint {{ display: block; color: var(--jm-fg); white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }}
 .jm-table .jm-toggle {{ width: 1.6em; height: 1.6em; padding: 0; margin: 0; display: inline-flex;
   align-items: center; justify-content: center; line-height: 1; font-size: 1em; background: transparent;
   color: var(--jm-fg); border: none; }}
@@ -238,17 +246,22 @@ _CSS = f"""
 .jm-table .jm-history td {{ padding: 0 1em 0 0; white-space: nowrap; }}
 
 /* narrower cells: fold the secondary columns away */
-@container jm-table (max-width: 1000px) {{
+@container jm-table (max-width: 1300px) {{
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_KIND}; }}
   .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_KIND}; }}
   .jm-table .jm-c-kind {{ display: none; }}
 }}
-@container jm-table (max-width: 820px) {{
+@container jm-table (max-width: 1100px) {{
+  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_SHORT}; }}
+  .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: {_TIMING_SHORT}; }}
+  .jm-table .jm-took {{ display: none; }}
+}}
+@container jm-table (max-width: 1000px) {{
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_SCHEDULE}; }}
   .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_SCHEDULE}; }}
   .jm-table .jm-c-schedule {{ display: none; }}
 }}
-@container jm-table (max-width: 660px) {{
+@container jm-table (max-width: 760px) {{
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NARROW}; }}
   .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: minmax(0, 1fr); }}
   .jm-table .jm-c-next {{ display: none; }}

@@ -119,6 +119,18 @@ def _elapsed(seconds: float) -> str:
     return f"{int(seconds)} s" if seconds < 60 else duration(seconds)
 
 
+def _estimate(seconds: float) -> str:
+    """A time still to go, as coarse as an estimate is: ``"<1 s"``, ``"~16 s"``, ``"~9 min"``, ``"~2 h 5 min"``."""
+    if seconds < 1:
+        return "<1 s"
+    if seconds < 60:
+        return f"~{round(seconds)} s"
+    if seconds < 3600:
+        return f"~{round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"~{hours} h {minutes} min" if minutes else f"~{hours} h"
+
+
 def _clock_time(moment: datetime, now: datetime) -> str:
     local, today = moment.astimezone(), now.astimezone()
     if local.date() == today.date():
@@ -198,7 +210,7 @@ def _running_parts(info: JobInfo, run: JobRun, now: datetime) -> list[str]:
         parts.append(_elapsed(elapsed))
         if progress is not None and 0 < progress[0] < 1:
             left = elapsed * (1 - progress[0]) / progress[0]
-            parts.append("<1 s left" if left < 1 else f"~{_elapsed(left)} left")
+            parts.append(f"{_estimate(left)} left")
     return parts
 
 

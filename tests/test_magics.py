@@ -3,6 +3,7 @@ as a one-line UsageError."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -546,6 +547,59 @@ def test_failures_already_reported_by_wait_or_switched_off_are_not_told(ip, mana
     with capture_output() as cap:
         ip.run_cell("x = 1")
     assert cap.stdout == ""
+
+
+def after_a_cell(ip: InteractiveShell) -> str:
+    """What the post_run_cell hooks print after a cell."""
+    with capture_output() as cap:
+        ip.run_cell("pass")
+    return cap.stdout
+
+
+HELD = re.compile(
+    r"jobmanager_nb: inline job '(?P<name>[\w-]+)' held the kernel for (?P<took>\d+ ms|[\d.]+ s) \(cells wait while an "
+    r"inline job runs\); run it in a worker process instead: add it with --offloaded \(%%job, %%oneoff\) or without "
+    r"--inline \(%job\)\n"
+)
+
+
+def test_an_inline_run_that_holds_the_kernel_is_told_once_with_a_hint_to_offload_it(tmp_path, monkeypatch) -> None:
+    async def in_a_kernel() -> None:  # the extension loads in a running loop, so inline jobs run on it, as in a kernel
+        with fresh_shell(tmp_path, monkeypatch) as ip:
+            line(ip, "config", "JobManagerMagics.slow_inline_notice = 0.3")
+            line(ip, "load_ext", "jobmanager_nb")
+            manager = jobmanager_nb.get_manager()
+            cell(ip, "oneoff", "hog", "import time\ntime.sleep(0.5)\n")  # holds the loop for 0.5 s
+            cell(ip, "oneoff", "waiter", "import asyncio\nawait asyncio.sleep(0.5)\n")  # as long, but awaits
+            cell(ip, "oneoff", "quick", "x = 1\n")
+            for name in ("hog", "waiter", "quick"):
+                await manager.await_completion(name, WAIT)
+            await asyncio.sleep(0.1)  # the loop is free: the callbacks that measured the runs have run
+            told = after_a_cell(ip)
+            assert [m.group("name") for m in HELD.finditer(told)] == ["hog"] and HELD.fullmatch(told), told
+            assert after_a_cell(ip) == ""  # told once
+
+            cell(ip, "job", "ticker --at 0.2", "import time\ntime.sleep(0.4)\n")  # a recurring one that holds it
+            await asyncio.sleep(1.5)
+            assert manager.job("ticker").runs >= 2
+            assert [m.group("name") for m in HELD.finditer(after_a_cell(ip))] == ["ticker"]
+            await asyncio.sleep(1.0)
+            assert after_a_cell(ip) == ""  # once per job, however many of its runs hold the kernel
+
+            line(ip, "config", "JobManagerMagics.slow_inline_notice = 0")
+            cell(ip, "oneoff", "hog2", "import time\ntime.sleep(0.5)\n")
+            await manager.await_completion("hog2", WAIT)
+            await asyncio.sleep(0.1)
+            assert after_a_cell(ip) == ""  # switched off
+
+    asyncio.run(in_a_kernel())
+
+
+def test_outside_a_kernel_inline_jobs_do_not_hold_the_shell_so_nothing_is_told(ip, manager) -> None:
+    line(ip, "config", "JobManagerMagics.slow_inline_notice = 0.1")
+    cell(ip, "oneoff", "hog", "import time\ntime.sleep(0.3)\n")  # runs on the manager's own loop thread
+    assert manager.wait("hog", WAIT).ok
+    assert after_a_cell(ip) == ""
 
 
 # ------------------------------------------------------------------------------------------ mistakes

@@ -82,7 +82,6 @@ CONTRAST_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("fg", ("bg",), "row text, summary, toggle, caption, tag"),
     ("fg", ("hover",), "text on a hovered or expanded row"),
     ("muted", ("bg",), "column titles, kind, never, idle"),
-    ("muted", ("hover",), "secondary text on a hovered or expanded row, the expanded run's facts"),
     ("ok", ("bg",), "finished (last run, summary)"),
     ("ok", ("hover",), "finished on a hovered or expanded row"),
     ("bad", ("bg",), "failed (last run, summary), the message line"),
@@ -97,7 +96,9 @@ CONTRAST_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("on-warn", ("fill-warn",), "the retrying badge, Rerun"),
     ("on-fill", ("fill-grey",), "the paused badge"),
 )
-"""Every text colour on every background it can be seen on (normal, hovered and expanded rows)."""
+"""Every text colour on every background it can be seen on (normal, hovered and expanded rows). Secondary text is
+``muted`` only on the table's background: a hovered or expanded row sets ``--jm-muted`` to ``--jm-fg``, since no
+light theme's ``--jp-ui-font-color2`` reaches 4.5:1 on a visibly different background."""
 
 NON_TEXT_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     # (colour, the backgrounds under it), each must reach 3:1 (WCAG 1.4.11, graphical objects and UI parts)
@@ -105,7 +106,7 @@ NON_TEXT_PAIRS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("edge", ("hover",), "button borders on a hovered or expanded row"),
     ("ok", ("hover",), "a finished run's mark"),
     ("bad", ("hover",), "a failed run's mark"),
-    ("muted", ("hover",), "a cancelled run's mark"),
+    ("muted", ("bg",), "a cancelled run's mark (on hovered and expanded rows it is fg)"),
     ("fill-brand", ("hover", "panel"), "the progress bar's fill on its track"),
     ("accent", ("hover",), "the expanded row's left bar"),
 )
@@ -167,7 +168,8 @@ _CSS = f"""
   min-height: 1.9em; }}
 .jm-table .jm-header .jupyter-widgets {{ color: var(--jm-muted); }}
 .jm-table .jm-row {{ border-bottom: 1px solid var(--jm-line); min-height: 2.15em; }}
-.jm-table .jm-row:hover, .jm-table .jm-row:has(> .jm-detail) {{ background: var(--jm-hover); }}
+.jm-table .jm-row:hover, .jm-table .jm-row:has(> .jm-detail) {{ background: var(--jm-hover);
+  --jm-muted: var(--jm-fg); }}
 .jm-table .jm-row:has(> .jm-detail) {{ box-shadow: inset 3px 0 0 var(--jm-accent); }}
 .jm-table .jm-col-ident > .widget-html-content {{ display: grid; grid-template-columns: {_IDENT};
   column-gap: 0.6em; align-items: center; }}
@@ -224,8 +226,8 @@ _CSS = f"""
 .jm-table .jm-btn {{ flex: none; width: auto; height: 1.8em; line-height: calc(1.8em - 2px); padding: 0 0.5em;
   margin: 0; font-size: 1em; border: 1px solid var(--jm-edge); border-radius: 3px; background: var(--jm-panel);
   color: var(--jm-fg); }}
-.jm-table .jm-btn-rerun {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); }}
-.jm-table .jm-btn-resume {{ background: var(--jm-fill-brand); color: var(--jm-on-fill); }}
+.jm-table .jm-btn.jm-btn-rerun {{ background: var(--jm-fill-warn); color: var(--jm-on-warn); }}
+.jm-table .jm-btn.jm-btn-resume {{ background: var(--jm-fill-brand); color: var(--jm-on-fill); }}
 .jm-table .jm-hint-cell {{ flex: 1 1 0; min-width: 0; }}
 .jm-table .jm-hint {{ display: block; color: var(--jm-fg); white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; }}

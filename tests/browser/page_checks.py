@@ -242,7 +242,7 @@ _JS = r"""
       if (!worst) continue;  // off screen: the caller scrolls rows into view
       results.push({text: item.text.slice(0, 60), where: describe(item.el) + (item.pseudo || ''),
                     fontSize: item.fontSize, bold: parseInt(item.fontWeight, 10) >= 600, ...worst,
-                    ratio: Math.round(worst.ratio * 100) / 100});
+                    ratio: worst.ratio});
     }
     return results;
   }
@@ -308,12 +308,16 @@ _JS = r"""
       const cell = b.parentElement.getBoundingClientRect();
       const row = b.closest('.jm-row, .jm-header');
       const v = visibleRect(b, table);
-      let hit = null;
-      const cx = r.left + r.width / 2, cy = r.top + r.height / 2;
-      if (inViewport(cx, cy)) {
-        const top = document.elementFromPoint(cx, cy);
-        hit = !!top && (b === top || b.contains(top));
+      // on top at its centre, once scrolled into the notebook's view (a scrolled-away button is covered by
+      // the toolbar, which says nothing about the table)
+      const seen = visibleRect(b, null);
+      if (seen.width * seen.height < 0.99 * r.width * r.height || !inViewport(r.left, r.top)
+          || !inViewport(r.right - 1, r.bottom - 1)) {
+        b.scrollIntoView({block: 'center', inline: 'nearest'});
       }
+      const now = b.getBoundingClientRect();
+      const top = document.elementFromPoint(now.left + now.width / 2, now.top + now.height / 2);
+      const hit = !!top && (b === top || b.contains(top));
       out.buttons.push({text: b.textContent.trim() || b.title, row: row ? rowName(row) : '?', rect: round(r),
                         inTable: inside(r, T), inCell: inside(r, cell), cell: round(cell),
                         inRow: row ? inside(r, row.getBoundingClientRect()) : false,
@@ -395,7 +399,7 @@ def one_line_problems(facts: dict[str, Any], *, use_box: bool) -> list[str]:
 
 def low_contrast(results: list[dict[str, Any]], minimum: float = AA) -> list[str]:
     return [
-        f"{r['ratio']}:1 {r['text']!r} ({r['where']}, {r['fg']} on {r['bg']} from {r['bgFrom']})"
+        f"{r['ratio']:.3f}:1 {r['text']!r} ({r['where']}, {r['fg']} on {r['bg']} from {r['bgFrom']})"
         for r in sorted(results, key=lambda r: r["ratio"])
         if r["ratio"] < minimum
     ]

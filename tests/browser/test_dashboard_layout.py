@@ -117,13 +117,14 @@ class Gallery:
             facts["panel"] = nb.panel_width()
             facts["left_panel_open"] = nb.left_panel_open()
             nb.page.screenshot(path=str(self.shot_dir / f"layout-{name}.png"))
-            self.expand(nb, True)
-            facts["expanded"] = geometry(nb.page, self.table(nb))
-            nb.page.screenshot(path=str(self.shot_dir / f"layout-{name}-expanded.png"))
             if name in ("lab-light-1400", "lab-dark-1400") and self.docs_img is not None:
                 theme = "light" if LAYOUTS[name].theme == LIGHT else "dark"
                 self.table(nb).screenshot(path=str(self.docs_img / f"dashboard-gallery-{theme}.png"))
-                nb.page.screenshot(path=str(self.docs_img / f"dashboard-window-{theme}.png"))
+                if theme == "light":
+                    nb.page.screenshot(path=str(self.docs_img / "dashboard-window-light.png"))
+            self.expand(nb, True)
+            facts["expanded"] = geometry(nb.page, self.table(nb))
+            nb.page.screenshot(path=str(self.shot_dir / f"layout-{name}-expanded.png"))
             self.expand(nb, False)
             self.measured[name] = facts
             print(f"\n{name}: panel {facts['panel']:.0f} px, table {facts['collapsed']['table']['width']} px wide")
@@ -155,7 +156,7 @@ class Gallery:
                     results += contrast(nb.page, row)
                     results += self._hovered(nb, row)
                 self.expand(nb, False)
-            unique = {(r["where"], r["text"], r["ratio"]): r for r in results}
+            unique = {(r["where"], r["text"], round(r["ratio"], 3)): r for r in results}
             self.contrasts[key] = list(unique.values())
         return self.contrasts[key]
 
@@ -271,7 +272,7 @@ def test_every_text_meets_wcag_aa_contrast(
     assert len(results) > 20, f"only {len(results)} texts measured"
     worst = min(results, key=lambda r: r["ratio"])
     failing = low_contrast(results)
-    print(f"\n{which} {state}: {len(results)} text/background pairs, worst {worst['ratio']}:1 {worst['text']!r}")
+    print(f"\n{which} {state}: {len(results)} text/background pairs, worst {worst['ratio']:.3f}:1 {worst['text']!r}")
     assert not failing, f"{which} {state}: {len(failing)} of {len(results)} texts under {AA}:1\n" + "\n".join(
         failing[:40]
     )

@@ -308,20 +308,10 @@ _JS = r"""
       const cell = b.parentElement.getBoundingClientRect();
       const row = b.closest('.jm-row, .jm-header');
       const v = visibleRect(b, table);
-      // on top at its centre, once scrolled into the notebook's view (a scrolled-away button is covered by
-      // the toolbar, which says nothing about the table)
-      const seen = visibleRect(b, null);
-      if (seen.width * seen.height < 0.99 * r.width * r.height || !inViewport(r.left, r.top)
-          || !inViewport(r.right - 1, r.bottom - 1)) {
-        b.scrollIntoView({block: 'center', inline: 'nearest'});
-      }
-      const now = b.getBoundingClientRect();
-      const top = document.elementFromPoint(now.left + now.width / 2, now.top + now.height / 2);
-      const hit = !!top && (b === top || b.contains(top));
       out.buttons.push({text: b.textContent.trim() || b.title, row: row ? rowName(row) : '?', rect: round(r),
                         inTable: inside(r, T), inCell: inside(r, cell), cell: round(cell),
                         inRow: row ? inside(r, row.getBoundingClientRect()) : false,
-                        clipped: v.width * v.height < 0.95 * r.width * r.height, onTop: hit});
+                        clipped: v.width * v.height < 0.95 * r.width * r.height, onTop: null, el: b});
     }
     if (table.scrollWidth > table.clientWidth + 1) {
       out.overflow.push(`the table scrolls sideways: scrollWidth ${table.scrollWidth}`
@@ -348,6 +338,21 @@ _JS = r"""
                           + ` x ${Math.round(v.left)}..${Math.round(v.right)},`
                           + ` the table x ${Math.round(T.left)}..${Math.round(T.right)}`);
       }
+    }
+    // last, as it scrolls: each button on top at its centre, once scrolled into the notebook's view (a
+    // scrolled-away button is covered by the toolbar, which says nothing about the table)
+    for (const facts of out.buttons) {
+      const b = facts.el;
+      delete facts.el;
+      const r = b.getBoundingClientRect();
+      const seen = visibleRect(b, null);
+      if (seen.width * seen.height < 0.99 * r.width * r.height || !inViewport(r.left, r.top)
+          || !inViewport(r.right - 1, r.bottom - 1)) {
+        b.scrollIntoView({block: 'center', inline: 'nearest'});
+      }
+      const now = b.getBoundingClientRect();
+      const top = document.elementFromPoint(now.left + now.width / 2, now.top + now.height / 2);
+      facts.onTop = !!top && (b === top || b.contains(top));
     }
     return out;
   }

@@ -219,6 +219,12 @@ def test_every_row_is_one_line(gallery: Gallery, layout: str, request: pytest.Fi
     assert len(expanded) == len(GALLERY_EXPANDED)
     problems += [f"expanded {p}" for row in expanded for p in one_line_problems(row, use_box=False)]
     heights = ", ".join(f"{r['name']} {r['height']}" for r in rows)
+    tallest = max(rows, key=lambda r: r["height"] / r["unit"])
+    print(
+        f"\n{layout}: rows {min(r['height'] for r in rows)}-{max(r['height'] for r in rows)} px high, "
+        f"the tallest {tallest['height'] / tallest['unit']:.2f} line units ({tallest['name']}, unit "
+        f"{tallest['unit']} px); header {facts['collapsed']['header']['height']} px"
+    )
     assert not problems, f"{layout}: rows that are not one line (row heights in px: {heights}):\n" + "\n".join(problems)
 
 

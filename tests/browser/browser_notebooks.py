@@ -7,6 +7,7 @@ from __future__ import annotations
 SETUP = """%load_ext jobmanager_nb
 %config JobManagerMagics.store = {store!r}
 import asyncio, time
+from datetime import datetime, timedelta
 from pathlib import Path
 from jobmanager_nb import get_manager
 
@@ -65,7 +66,9 @@ def flaky():
     raise RuntimeError("input.csv does not exist yet")
 
 
-m.add_job(report, name="nightly-report", at="0 2 * * *", offloaded=False, replace=True)
+# daily, half an hour ago: the widest countdown there is ("in 23 h 30 min"), whatever the time of day
+daily = (datetime.now() - timedelta(minutes=30)).strftime("%H:%M")
+m.add_job(report, name="nightly-report", at=f"every day at {daily}", offloaded=False, replace=True)
 m.add_job(report, name="heartbeat", at=20, offloaded=False, replace=True)
 m.add_job(sync_prices, name="sync-prices", at=1, offloaded=False, replace=True)
 m.add_job(report, name="weekly-cleanup-of-the-shared-archive-folder", at="every monday at 6:00",

@@ -133,7 +133,9 @@ _JS = r"""
   }
 
   // Every visible piece of text under root: elements with their own non-blank text nodes, and ::before /
-  // ::after content. Each item: el, text, line boxes (rects), how many lines, colour and font facts.
+  // ::after content. Each item: el, text, its line boxes as the page shows them (rects: empty when scrolled
+  // away) and as its boxes up to root show them (inRects), how many lines, `cut` (the percentage of its width
+  // shown, when its boxes cut it off), colour and font facts.
   function textItems(root) {
     const items = [];
     const byEl = new Map();
@@ -149,21 +151,30 @@ _JS = r"""
     const range = document.createRange();
     for (const [el, nodes] of byEl) {
       if (!visible(el)) continue;
-      const clip = visibleRect(el, null);
-      const rects = [];
+      const clip = visibleRect(el, null);  // what the page shows of it (the notebook scrolls)
+      const within = visibleRect(el, root);  // what its own boxes show of it, up to root
+      const rects = [], inRects = [];
       const tops = new Set();
+      let full = 0, shown = 0;
       for (const node of nodes) {
         range.selectNodeContents(node);
         for (const r of range.getClientRects()) {
           if (r.width < 0.5 || r.height < 0.5) continue;
           tops.add(Math.round(r.top / 3));  // line boxes of one line share a top (to within a few px)
+          full += r.width;
+          const w = intersect(r, within);
+          shown += w.height > 0.5 ? w.width : 0;
+          if (w.width > 0.5 && w.height > 0.5) inRects.push(w);
           const v = intersect(r, clip);
           if (v.width > 0.5 && v.height > 0.5) rects.push(v);
         }
       }
-      if (!rects.length) continue;
+      if (!full) continue;
       const cs = getComputedStyle(el);
-      items.push({el, pseudo: null, text: nodes.map(n => n.textContent).join('').trim(), rects, lines: tops.size,
+      // cut off: some of the text's width lies outside what its box and the boxes around it (in root) show
+      const cut = full - shown > 1.5 ? Math.round(100 * shown / full) : null;
+      items.push({el, pseudo: null, text: nodes.map(n => n.textContent).join('').trim(), rects, inRects,
+                  lines: tops.size, cut,
                   color: cs.color, fontSize: parseFloat(cs.fontSize), fontWeight: cs.fontWeight,
                   lineHeight: lineHeight(el)});
     }
@@ -181,8 +192,9 @@ _JS = r"""
         else if (cs.textAlign === 'right' || cs.textAlign === 'end') left = box.right - w;
         const r = {left, right: left + w, top: box.top, bottom: box.bottom, width: w, height: box.height};
         if (r.width < 0.5 || r.height < 0.5) continue;
-        items.push({el, pseudo, text, rects: [r], lines: 1, color: cs.color, fontSize: parseFloat(cs.fontSize),
-                    fontWeight: cs.fontWeight, lineHeight: parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize)});
+        items.push({el, pseudo, text, rects: [r], inRects: [r], lines: 1, cut: null, color: cs.color,
+                    fontSize: parseFloat(cs.fontSize), fontWeight: cs.fontWeight,
+                    lineHeight: parseFloat(cs.lineHeight) || 1.2 * parseFloat(cs.fontSize)});
       }
     }
     return items;
@@ -225,6 +237,7 @@ _JS = r"""
   function contrast(root) {
     const results = [];
     for (const item of textItems(root)) {
+      if (!item.rects.length) continue;
       const fg0 = parseColor(item.color);
       fg0[3] *= opacityOf(item.el);
       if (fg0[3] <= 0.01) continue;  // transparent text is not shown
@@ -256,7 +269,7 @@ _JS = r"""
   // and the buttons' height; `wrapped` lists the texts that take more than one line box.
   function lineFacts(box, exclude) {
     const outside = e => !(exclude && e.closest(exclude));
-    const texts = textItems(box).filter(t => outside(t.el));
+    const texts = textItems(box).filter(t => outside(t.el) && t.inRects.length);
     const buttons = [...box.querySelectorAll('button')].filter(b => outside(b) && visible(b));
     let top = Infinity, bottom = -Infinity, maxTop = -Infinity, minBottom = Infinity, unit = 0;
     let highest = null, lowest = null;
@@ -266,7 +279,7 @@ _JS = r"""
       if (r.bottom < minBottom) { minBottom = r.bottom; highest = what; }
     };
     for (const t of texts) {
-      for (const r of t.rects) take(r, t.text.slice(0, 30));
+      for (const r of t.inRects) take(r, t.text.slice(0, 30));
       unit = Math.max(unit, t.lineHeight);
     }
     for (const b of buttons) {
@@ -292,9 +305,17 @@ _JS = r"""
       && r.top >= box.top - tol && r.bottom <= box.bottom + tol;
   }
 
-  function geometry(table, detailSelector) {
+  function geometry(table, detailSelector, clippable) {
     const T = table.getBoundingClientRect();
-    const out = {table: round(T), rows: [], header: null, buttons: [], overflow: []};
+    const out = {table: round(T), rows: [], header: null, buttons: [], overflow: [], cut: []};
+    for (const t of textItems(table)) {
+      if (t.cut === null || t.cut === undefined) continue;
+      const row = t.el.closest('.jm-row, .jm-header, .jm-summary');
+      const name = !row ? '?' : row.classList.contains('jm-row') ? rowName(row)
+        : row.classList.contains('jm-header') ? 'header' : 'summary';
+      out.cut.push({text: t.text.slice(0, 60), shown: t.cut, where: describe(t.el), row: name,
+                    allowed: t.el.closest(clippable) !== null});
+    }
     const header = table.querySelector('.jm-header');
     if (header && visible(header)) out.header = {name: 'header', ...lineFacts(header, null)};
     for (const row of table.querySelectorAll('.jm-row')) {
@@ -366,14 +387,23 @@ def install(page: Any) -> None:
     page.evaluate(_JS)
 
 
+CLIPPABLE = ".jm-c-name, .jm-c-schedule, .jm-c-kind, .jm-hint, .jm-prog, .jm-skipped, .jm-detail"
+"""Where a text may end in an ellipsis: free text with the whole of it in a tooltip (names, schedules, kinds,
+hints, progress captions), the skipped-runs count after the run count, and the expanded part. Numbers and
+state words (badges, the state's words, run counts, last and next run, tags, headers, buttons) never."""
+
+
 def geometry(page: Any, table: Any, detail: str = ".jm-detail") -> dict[str, Any]:
     """Facts about the table's layout (see the JavaScript above): ``rows`` and ``header`` (for each: the
     height of its line of texts and buttons, ``extent``; the line ``unit``, the taller of the text's
     line-height and the buttons' height; the box ``height``; and the texts that wrap), ``buttons`` (each
     one's box, whether it is inside the table, its cell and its row, clipped, and on top at its centre) and
-    ``overflow`` (what sticks out sideways)."""
+    ``overflow`` (what sticks out sideways) and ``cut`` (texts cut off by their box, each with ``allowed``:
+    whether it is in a :data:`CLIPPABLE` place, and ``shown``: the percentage of its width shown)."""
     install(page)
-    result: dict[str, Any] = table.evaluate("(el, detail) => window.__jmChecks.geometry(el, detail)", detail)
+    result: dict[str, Any] = table.evaluate(
+        "(el, [detail, clippable]) => window.__jmChecks.geometry(el, detail, clippable)", [detail, CLIPPABLE]
+    )
     return result
 
 

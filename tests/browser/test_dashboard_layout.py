@@ -267,6 +267,22 @@ def test_nothing_overflows_sideways(gallery: Gallery, layout: str, request: pyte
     assert not problems, f"{layout}:\n" + "\n".join(problems[:30])
 
 
+@ALL
+def test_no_number_or_state_word_is_cut_off(gallery: Gallery, layout: str, request: pytest.FixtureRequest) -> None:
+    """Only free text (names, schedules, hints, progress captions; the skipped count below the default width)
+    may end in an ellipsis: a cut countdown (``in 10 h 3…``) or outcome (``can…``) says something else."""
+    facts = gallery.measure(layout, request)
+    default = LAYOUTS[layout].window == WINDOW["width"]
+    cut = [
+        c
+        for state in ("collapsed", "expanded")
+        for c in facts[state]["cut"]
+        if not c["allowed"] or (default and ".jm-skipped" in c["where"])
+    ]
+    unique = sorted({f"{c['row']}: {c['text']!r} ({c['shown']}% shown; {c['where']})" for c in cut})
+    assert not unique, f"{layout}: texts cut off:\n" + "\n".join(unique)
+
+
 @pytest.mark.parametrize("state", STATES)
 @pytest.mark.parametrize("which", list(CONTRAST))
 def test_every_text_meets_wcag_aa_contrast(

@@ -263,8 +263,10 @@ class Notebook:
         )
 
     def park_mouse(self) -> None:
-        """Move the mouse off the notebook (to the top left corner), so nothing in it is hovered."""
+        """Move the mouse off the notebook (to the top left corner), so nothing in it is hovered, and take the
+        focus off the last clicked button (no focus ring)."""
         self.page.mouse.move(1, 1)
+        self.page.evaluate("() => document.activeElement?.blur()")
 
     def left_panel_open(self) -> bool:
         is_open: bool = self.page.evaluate(
@@ -280,9 +282,13 @@ class Notebook:
                 self.server.api("DELETE", f"/api/sessions/{session['id']}")
 
 
-def shoot(nb: Notebook, table: Any, name: str, shot_dir: Path, docs_img: Path | None) -> None:
+def shoot(
+    nb: Notebook, table: Any, name: str, shot_dir: Path, docs_img: Path | None, themes: tuple[str, ...] = (LIGHT, DARK)
+) -> None:
     """``<name>-light.png`` and ``<name>-dark.png`` of the table, into the artifacts (and ``docs/img/``)."""
     for theme, suffix in ((LIGHT, "light"), (DARK, "dark")):
+        if theme not in themes:
+            continue
         nb.set_theme(theme)
         nb.park_mouse()
         table.scroll_into_view_if_needed()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_ui import Notebook, expect, shoot
+from jupyter_ui import LIGHT, Notebook, expect, shoot
 
 pytestmark = pytest.mark.browser  # a pytestmark in conftest.py would be ignored
 
@@ -66,7 +66,7 @@ def test_run_the_demo_then_rerun_the_failed_one_off(
     expect(rerun).to_have_count(0)
     expect(flaky.locator(".jm-buttons .jm-btn")).to_have_text(["Remove"])
     expect(flaky.locator(".jm-detail .jm-output")).to_contain_text("found it")
-    shoot(nb, nb.table(), "dashboard-rerun", shot_dir, docs_img)
+    shoot(nb, nb.table(), "dashboard-rerun", shot_dir, docs_img, themes=(LIGHT,))
     assert page.dialogs == []
     assert page.js_errors == [], page.js_stacks
     mark("done")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TextIO
 
-__all__ = ["RoutingStream", "Sink", "active_sink", "install", "uninstall"]
+__all__ = ["RoutingStream", "Sink", "active_sink", "install", "reinstate", "uninstall"]
 
 Sink = Callable[[str, str], None]
 """Receives ``(stream_name, text)``."""
@@ -65,6 +65,21 @@ def install() -> None:
                 sys.stdout = RoutingStream(sys.stdout, "stdout")
             if not isinstance(sys.stderr, RoutingStream):
                 sys.stderr = RoutingStream(sys.stderr, "stderr")
+
+
+def reinstate() -> None:
+    """Put the routing back in front of ``sys.stdout``/``sys.stderr`` if someone replaced them meanwhile
+    (``contextlib.redirect_stdout``, IPython's ``capture_output``, a test runner); called before each
+    captured run, so a run never prints past its sink. Cheap: two ``isinstance`` checks."""
+    if isinstance(sys.stdout, RoutingStream) and isinstance(sys.stderr, RoutingStream):
+        return
+    with _lock:
+        if _users == 0:
+            return
+        if not isinstance(sys.stdout, RoutingStream):
+            sys.stdout = RoutingStream(sys.stdout, "stdout")
+        if not isinstance(sys.stderr, RoutingStream):
+            sys.stderr = RoutingStream(sys.stderr, "stderr")
 
 
 def uninstall() -> None:

@@ -70,6 +70,9 @@ class InlineRunner:
         self._progress = progress
         self._capture = capture_output
         self._capture_installed = False
+        if capture_output:  # now, not at the first run: a run that starts while someone else has swapped
+            capture.install()  # sys.stdout (a cell's redirect) would otherwise lose the routing when they restore it
+            self._capture_installed = True
         self._pending: deque[RunState] = deque()
         self._active = 0  # touched only on the loop's thread
         self._pump_scheduled = False
@@ -155,9 +158,7 @@ class InlineRunner:
         context_token = _current.set(context)
         sink_token = None
         if self._capture:
-            if not self._capture_installed:
-                capture.install()
-                self._capture_installed = True
+            capture.reinstate()
             sink_token = capture.active_sink.set(lambda stream, text: self._output(run, stream, text))
         outer, self.running_sync = self.running_sync, run
         try:

@@ -15,6 +15,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from jobmanager_nb import session
+from jobmanager_nb.capture import reinstate
 
 EXTENSION = "jobmanager_nb"
 
@@ -44,14 +45,21 @@ def fresh_shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Int
 
 
 def line(shell: InteractiveShell, magic: str, text: str = "") -> str:
-    """Run ``%magic text`` and return what it printed (a ``UsageError`` propagates)."""
+    """Run ``%magic text`` and return what it printed (a ``UsageError`` propagates).
+
+    pytest swaps ``sys.stdout`` between a test's phases, which drops the manager's output routing; a
+    kernel never does. Put it back first, so that an inline job that starts while ``capture_output`` is
+    active (it runs on the manager's own thread here) still prints into its run, not into this capture."""
+    reinstate()
     with capture_output() as cap:
         shell.run_line_magic(magic, text)
     return cap.stdout
 
 
 def cell(shell: InteractiveShell, magic: str, text: str, body: str) -> str:
-    """Run ``%%magic text`` with ``body`` and return what it printed (a ``UsageError`` propagates)."""
+    """Run ``%%magic text`` with ``body`` and return what it printed (a ``UsageError`` propagates);
+    the routing is put back first, as in :func:`line`."""
+    reinstate()
     with capture_output() as cap:
         shell.run_cell_magic(magic, text, body)
     return cap.stdout

@@ -34,8 +34,8 @@ import ipywidgets as W
 from jobmanager_nb.model import JobInfo
 from jobmanager_nb.notebook.text import (
     OUTCOME_WORDS,
-    _busy_inline,
     _clock_time,
+    _inline_holders,
     _kernel_loop,
     _kind_text,
     _last_run_parts,
@@ -274,7 +274,8 @@ class JobRow:
         busy: list[str] = []
         run = info.current_run
         if run is not None and run.phase == "dispatched" and run.kind == "inline":  # what holds it, by name
-            busy = [name for name in _busy_inline(row.info for row in self._table._rows.values()) if name != self.name]
+            shown = (row.info for row in self._table._rows.values())
+            busy = [name for name in _inline_holders(self._table.manager, shown) if name != self.name]
         badge, after, details = _state(info, now, busy, _kernel_loop(self._table.manager))
         self._state_text = " · ".join([badge + after, *details])
         _set(self.status_html, value=_status_html(info, badge, after, details))

@@ -4,9 +4,10 @@
 schedule, recent runs), the status, the timing (last run, next run) and the actions. Columns are fractions
 of the cell's width with minimum widths, never fixed pixels, so the table fills any width and the header
 stays aligned with the rows. Container queries on the table fold the secondary columns away as the cell
-narrows (kind below 1300 px, the last run's duration below 1100 px, schedule below 1000 px, next run below
-760 px; the schedule is then in the next run's tooltip), so each row stays one line from 600 px to full
-width; the actions keep their own column and wrap inside it rather than under the row.
+narrows (kind below 1300 px, the last run's duration below 1250 px, schedule below 1000 px, where the strip
+also shows only the last 12 runs, next run below 760 px; the schedule is then in the next run's tooltip), so
+each row stays one line from 600 px to full width; the actions keep their own column and wrap inside it rather
+than under the row.
 
 **Colours.** Every colour is a role (``--jm-fg``, ``--jm-ok``, ``--jm-fill-bad`` ...) set from one of the
 front end's ``--jp-*`` theme variables, with a fallback for renderers that define none (VS Code's, for one):
@@ -130,13 +131,13 @@ _ACTIONS = "minmax(17.2em, 1.6fr)"
 _COLUMNS = f"1.6em minmax(0, 4.8fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
 _COLUMNS_NO_KIND = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
 _COLUMNS_SHORT = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.3fr) {_ACTIONS}"
-_COLUMNS_NO_SCHEDULE = f"1.6em minmax(0, 2.6fr) minmax(0, 2.8fr) minmax(0, 2.3fr) {_ACTIONS}"
-_COLUMNS_NARROW = f"1.6em minmax(0, 2.6fr) minmax(0, 2.8fr) minmax(0, 1.45fr) {_ACTIONS}"
+_COLUMNS_NO_SCHEDULE = f"1.6em minmax(0, 2.4fr) minmax(0, 3.1fr) minmax(0, 2.5fr) {_ACTIONS}"
+_COLUMNS_NARROW = f"1.6em minmax(0, 2.4fr) minmax(0, 3.3fr) minmax(0, 1.45fr) {_ACTIONS}"
 _IDENT = "minmax(0, 1.6fr) minmax(0, 0.95fr) minmax(0, 1.25fr) minmax(0, 1fr)"  # name, kind, schedule, runs
 _IDENT_NO_KIND = "minmax(0, 1.6fr) minmax(0, 1.25fr) minmax(0, 1fr)"
-_IDENT_NO_SCHEDULE = "minmax(0, 1.6fr) minmax(0, 1fr)"
+_IDENT_NO_SCHEDULE = "minmax(0, 1.6fr) minmax(0, 0.8fr)"  # and the strip shows the last 12 runs
 _TIMING = "minmax(0, 1.75fr) minmax(0, 0.85fr)"  # last run, next run
-_TIMING_SHORT = "minmax(0, 1.45fr) minmax(0, 0.85fr)"
+_TIMING_SHORT = "minmax(0, 1.5fr) minmax(0, 0.95fr)"
 
 _CSS = f"""
 <style>
@@ -162,7 +163,7 @@ _CSS = f"""
 
 /* the grid: the header and every row have the same columns */
 .jm-table .jm-header, .jm-table .jm-row {{ display: grid; grid-template-columns: {_COLUMNS};
-  column-gap: 0.6em; align-items: center; width: 100%; box-sizing: border-box; padding: 0 4px;
+  column-gap: 0.5em; align-items: center; width: 100%; box-sizing: border-box; padding: 0 4px;
   overflow: visible; }}
 .jm-table .jm-header {{ color: var(--jm-muted); font-weight: 600; border-bottom: 1px solid var(--jm-edge);
   min-height: 1.9em; }}
@@ -172,9 +173,9 @@ _CSS = f"""
   --jm-muted: var(--jm-fg); }}
 .jm-table .jm-row:has(> .jm-detail) {{ box-shadow: inset 3px 0 0 var(--jm-accent); }}
 .jm-table .jm-col-ident > .widget-html-content {{ display: grid; grid-template-columns: {_IDENT};
-  column-gap: 0.6em; align-items: center; }}
+  column-gap: 0.5em; align-items: center; }}
 .jm-table .jm-col-timing > .widget-html-content {{ display: grid; grid-template-columns: {_TIMING};
-  column-gap: 0.6em; align-items: center; }}
+  column-gap: 0.5em; align-items: center; }}
 .jm-table .jm-col-status > .widget-html-content {{ display: flex; align-items: center; gap: 0.4em;
   white-space: nowrap; overflow: hidden; }}
 .jm-table .jm-c {{ display: block; min-width: 0; overflow: hidden; white-space: nowrap; text-overflow: ellipsis; }}
@@ -253,7 +254,7 @@ _CSS = f"""
   .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_KIND}; }}
   .jm-table .jm-c-kind {{ display: none; }}
 }}
-@container jm-table (max-width: 1100px) {{
+@container jm-table (max-width: 1250px) {{
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_SHORT}; }}
   .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: {_TIMING_SHORT}; }}
   .jm-table .jm-took {{ display: none; }}
@@ -262,6 +263,7 @@ _CSS = f"""
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_SCHEDULE}; }}
   .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_SCHEDULE}; }}
   .jm-table .jm-c-schedule {{ display: none; }}
+  .jm-table .jm-strip {{ max-width: calc(12 * 4px); }}
 }}
 @container jm-table (max-width: 760px) {{
   .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NARROW}; }}

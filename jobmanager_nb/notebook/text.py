@@ -261,7 +261,8 @@ def state_text(info: JobInfo, now: datetime, busy_inline: Sequence[str] = (), ke
     """What the job is doing, in words, as the dashboard's status cell shows it: its status, and for a run going
     what the run state machine knows (``queued · waiting for the running cell``, ``retrying in 4 s``,
     ``paused · running``, ``started · 42% · loading 3/7 · 12 s · ~16 s left``). ``busy_inline`` names the other
-    inline jobs running now; ``kernel_loop`` says whether the manager runs inline jobs on the kernel's loop."""
+    inline jobs that hold the inline queue now (:func:`_inline_holders`); ``kernel_loop`` says whether the manager
+    runs inline jobs on the kernel's loop."""
     badge, after, details = _state(info, now, busy_inline, kernel_loop)
     return " · ".join([badge + after, *details])
 
@@ -279,12 +280,25 @@ def _kernel_loop(manager: JobManager) -> bool:
 
 
 def _busy_inline(infos: Iterable[JobInfo]) -> list[str]:
-    """The inline jobs whose run has started (they hold the inline queue)."""
+    """The inline jobs whose run has started."""
     return [
         info.name
         for info in infos
         if info.kind == "inline" and info.current_run is not None and info.current_run.phase == "started"
     ]
+
+
+def _inline_holders(manager: JobManager, infos: Iterable[JobInfo]) -> list[str]:
+    """The inline jobs that hold ``manager``'s inline queue now, so that a run handed to it cannot start: a
+    synchronous job running on the loop (``InlineRunner.running_sync``), or the started ones when they fill every
+    slot (``inline_concurrency``). Empty when none does: then only the loop itself (a busy cell) holds the run."""
+    runner = getattr(manager, "_inline", None)
+    sync = getattr(runner, "running_sync", None)
+    if sync is not None:
+        return [sync.job.name]
+    started = _busy_inline(infos)
+    slots = getattr(runner, "_concurrency", None)
+    return started if isinstance(slots, int) and len(started) >= slots else []
 
 
 def _mark_title(mark: RunMark, now: datetime) -> str:
@@ -376,7 +390,7 @@ def render_text(manager: JobManager, earlier: Iterable[JobInfo] = ()) -> str:
     if not infos:
         return "No jobs."
     now = manager.clock.now()
-    busy = _busy_inline(infos)
+    busy = _inline_holders(manager, infos)
     kernel_loop = _kernel_loop(manager)
     header = ("NAME", "KIND", "SCHEDULE", "STATUS", "LAST RUN", "NEXT RUN", "RUNS")
     rows: list[tuple[str, ...]] = []

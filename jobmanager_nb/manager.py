@@ -47,6 +47,7 @@ from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
 from jobmanager_nb.model import JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, parse_schedule
 from jobmanager_nb.state import (
+    HISTORY_EXC_LIMIT,
     HISTORY_LIMIT,
     HISTORY_OUTPUT_LIMIT,
     JobDefinition,
@@ -113,6 +114,7 @@ class JobManager:
         self._history: deque[RunState] = deque(maxlen=HISTORY_LIMIT)
         self._history_output = 0  # characters of output kept by the runs in _with_output
         self._with_output: deque[RunState] = deque()
+        self._with_exc: deque[RunState] = deque()  # ended runs that still hold their exception
         self._next_waiters: dict[str, list[Callable[[RunState | None], None]]] = {}
         self._idle_waiters: list[Callable[[], None]] = []
         self._names: set[str] = set()  # every name ever added: waiting for any other could never end
@@ -670,14 +672,24 @@ class JobManager:
             run.callbacks = (run.callbacks or []) + waiting
 
     def _keep_in_history(self, run: RunState) -> None:
-        """Keep ``run`` for :meth:`runs`, within the budget: at most ``HISTORY_LIMIT`` runs, and
-        ``HISTORY_OUTPUT_LIMIT`` characters of output over all of them (the oldest output goes first)."""
+        """Keep ``run`` for :meth:`runs`, within the budget: at most ``HISTORY_LIMIT`` runs;
+        ``HISTORY_OUTPUT_LIMIT`` characters of output over at most ``HISTORY_LIMIT`` runs that printed
+        (the oldest output goes first); ``HISTORY_EXC_LIMIT`` exception objects (the oldest go first,
+        once released: their error handler and waiters have had them)."""
         self._history.append(run)
         if run.output_size:
             self._history_output += run.output_size
-            self._with_output.append(run)
-            while self._history_output > HISTORY_OUTPUT_LIMIT and len(self._with_output) > 1:
-                self._history_output -= self._with_output.popleft().drop_output()
+            with_output = self._with_output
+            with_output.append(run)
+            while len(with_output) > HISTORY_LIMIT or (
+                self._history_output > HISTORY_OUTPUT_LIMIT and len(with_output) > 1
+            ):
+                self._history_output -= with_output.popleft().drop_output()
+        if run.exc is not None:
+            with_exc = self._with_exc
+            with_exc.append(run)
+            while with_exc[0].exc is None or (len(with_exc) > HISTORY_EXC_LIMIT and with_exc[0].phase == "released"):
+                with_exc.popleft().exc = None
 
     def _after_end(self, run: RunState, events: list[Event]) -> None:
         """What follows an ending, outside the lock: the one-off record, the error handler or the

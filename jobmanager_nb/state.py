@@ -24,6 +24,7 @@ from jobmanager_nb.schedules import Schedule
 from jobmanager_nb.timers import TimerHandle
 
 __all__ = [
+    "HISTORY_EXC_LIMIT",
     "HISTORY_LIMIT",
     "HISTORY_OUTPUT_LIMIT",
     "OUTPUT_LIMIT",     "JobDefinition",
@@ -39,7 +40,15 @@ HISTORY_LIMIT = 1_000
 """Finished runs kept for ``JobManager.runs()``, and unregistered jobs kept for the views."""
 HISTORY_OUTPUT_LIMIT = 8_000_000
 """Characters of captured output kept across all ended runs; past it the oldest runs' output is dropped
-(their ``output`` then starts with a note saying how much was dropped)."""
+(their ``output`` then starts with a note saying how much was dropped). Output is also kept for at most
+the ``HISTORY_LIMIT`` most recent ended runs that printed (every one still in the history among them), so
+that runs printing a line each never pile up behind a budget they do not fill."""
+HISTORY_EXC_LIMIT = 5
+"""Ended runs, at most, that keep their exception object (and so the frames its traceback pins, locals
+included, for ``wait()``'s ``JobFailedError.__cause__`` and the ``error_handler``): the most recent ones
+that failed, and only while each is still its job's last run (a run keeps it at least until its waiters
+were told). Older runs keep the traceback text only (``JobRun.error``), so jobs failing with large local
+variables pin this many of them, not one per job."""
 
 _run_ids = itertools.count(1)
 

@@ -9,7 +9,8 @@ The dashboard, :class:`~jobmanager_nb.notebook.table.JobTable`:
 
 - ``text``: the table as plain text (``render_text``) and the wording both views share; imports neither
   IPython nor ipywidgets.
-- ``styles``: the CSS, the column widths, and the layouts and styles every row shares.
+- ``styles``: the CSS (a grid that fits the cell, colours from the theme's variables), and the layouts and
+  styles every row shares.
 - ``rows``: one job's row (``JobRow``), the HTML of its cells, and the actions that apply to it.
 - ``table``: ``JobTable``: subscribing to the manager, the flusher thread that coalesces updates, clicks.
 

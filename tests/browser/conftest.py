@@ -91,6 +91,22 @@ class Server(dict[str, Any]):
             body = response.read()
         return json.loads(body) if body else None
 
+    process: subprocess.Popen[bytes] | None = None
+    log_file: Any = None
+
+    def stop(self) -> None:
+        """Stop the server by its PID (it shuts its kernels down); a second call does nothing."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        self.log_file.close()
+
     def shut_down_kernels(self) -> None:
         """End every session (and its kernel, which ends the kernel's workers)."""
         for session in self.api("GET", "/api/sessions"):
@@ -145,25 +161,26 @@ def lab_server(browser_tools: None, tmp_path_factory: pytest.TempPathFactory) ->
         cwd=root,
     )
     base = f"http://127.0.0.1:{port}"
+    server = Server(base=base, token=TOKEN, root=root, pid=proc.pid, log=run / "lab.log")
+    server.process, server.log_file = proc, log
     try:
         _wait_http(f"{base}/api/status?token={TOKEN}", proc)
-        yield Server(base=base, token=TOKEN, root=root, pid=proc.pid, log=run / "lab.log")
+        yield server
     finally:
-        proc.send_signal(signal.SIGTERM)  # by PID: the server shuts its kernels down
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def server(lab_server: Server) -> Iterator[Server]:
+def server(lab_server: Server, request: pytest.FixtureRequest) -> Iterator[Server]:
     """The session's server, for one test module: the module's kernels (and their workers) end with it,
-    so modules never load each other."""
+    so modules never load each other. After the session's last browser test module the server stops (not
+    at the end of the whole run, which may go on for minutes with other tests)."""
     yield lab_server
     lab_server.shut_down_kernels()
+    here = Path(__file__).parent
+    browser_modules = [item.path for item in request.session.items if item.path.parent == here]
+    if browser_modules and browser_modules[-1] == request.path:
+        lab_server.stop()
 
 
 @pytest.fixture(scope="module")

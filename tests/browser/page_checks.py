@@ -378,7 +378,40 @@ _JS = r"""
     return out;
   }
 
-  window.__jmChecks = {contrast, geometry, textItems, parseColor, ratio, luminance};
+  // How each button stands out from what is behind it (WCAG 1.4.11 asks 3:1 of what identifies a control):
+  // its fill against the background behind the button, and its border (when at least 1 px wide) against
+  // the same. The button must be in the viewport.
+  function affordance(root) {
+    const out = [];
+    for (const b of root.matches('button') ? [root] : root.querySelectorAll('button')) {
+      if (!visible(b)) continue;
+      const r = b.getBoundingClientRect();
+      const x = r.left + 2, y = r.top + r.height / 2;
+      if (!inViewport(x, y)) continue;
+      const stack = document.elementsFromPoint(x, y);
+      const i = stack.indexOf(b);
+      if (i < 0) continue;
+      const behind = backgroundAt(stack[i + 1] || b.parentElement, x, y, null).bg;
+      const cs = getComputedStyle(b);
+      const fillColor = parseColor(cs.backgroundColor);
+      fillColor[3] *= opacityOf(b);
+      const fill = over(fillColor, behind);
+      const widths = [cs.borderTopWidth, cs.borderRightWidth, cs.borderBottomWidth, cs.borderLeftWidth].map(parseFloat);
+      let edge = 1;
+      if (Math.min(...widths) >= 1 && cs.borderTopStyle !== 'none') {
+        const e = parseColor(cs.borderTopColor);
+        e[3] *= opacityOf(b);
+        edge = ratio(over(e, behind), behind);
+      }
+      const shadow = cs.boxShadow && cs.boxShadow !== 'none';
+      const row = b.closest('.jm-row');
+      out.push({text: b.textContent.trim() || b.title, row: row ? rowName(row) : '?', fill: ratio(fill, behind),
+                edge, shadow, fillColor: hex(fill), behind: hex(behind), toggle: b.classList.contains('jm-toggle')});
+    }
+    return out;
+  }
+
+  window.__jmChecks = {contrast, geometry, textItems, parseColor, ratio, luminance, affordance};
 })();
 """
 
@@ -412,6 +445,14 @@ def contrast(page: Any, root: Any) -> list[dict[str, Any]]:
     is painted behind it: text, where, ratio, fg, bg, bgFrom."""
     install(page)
     result: list[dict[str, Any]] = root.evaluate("el => window.__jmChecks.contrast(el)")
+    return result
+
+
+def affordance(page: Any, root: Any) -> list[dict[str, Any]]:
+    """How each button under ``root`` (in the viewport) stands out from what is behind it: ``fill`` and
+    ``edge`` (border) contrast ratios, ``shadow`` (whether it has a box shadow)."""
+    install(page)
+    result: list[dict[str, Any]] = root.evaluate("el => window.__jmChecks.affordance(el)")
     return result
 
 

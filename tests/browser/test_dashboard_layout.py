@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from browser_notebooks import GALLERY, GALLERY_EXPANDED, GALLERY_NAMES
 from jupyter_ui import DARK, LAB, LIGHT, NB7, WINDOW, Notebook, expect, importable, new_page, require, write_notebook
-from page_checks import AA, contrast, geometry, low_contrast, one_line_problems
+from page_checks import AA, affordance, contrast, geometry, low_contrast, one_line_problems
 
 pytestmark = pytest.mark.browser  # a pytestmark in conftest.py would be ignored
 
@@ -61,6 +61,7 @@ class Gallery:
         self.notebooks: dict[str, Notebook] = {}
         self.measured: dict[str, dict[str, Any]] = {}
         self.contrasts: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.buttons: dict[tuple[str, str], list[dict[str, Any]]] = {}
 
     def notebook(self, ui: str) -> Notebook:
         if ui not in self.notebooks:
@@ -135,6 +136,7 @@ class Gallery:
         if key not in self.contrasts:
             nb = self.arrange(CONTRAST[which], request)
             results: list[dict[str, Any]] = []
+            buttons: list[dict[str, Any]] = []
             if state == "normal":
                 self.expand(nb, False)
                 nb.park_mouse()
@@ -143,10 +145,11 @@ class Gallery:
                     row = nb.row(name)
                     row.scroll_into_view_if_needed()
                     results += contrast(nb.page, row)
+                    buttons += affordance(nb.page, row)
             elif state == "hovered":
                 self.expand(nb, False)
                 for name in GALLERY_NAMES:
-                    results += self._hovered(nb, nb.row(name))
+                    self._hovered(nb, nb.row(name), results, buttons)
             else:
                 self.expand(nb, True)
                 for name in GALLERY_EXPANDED:
@@ -154,13 +157,15 @@ class Gallery:
                     row.scroll_into_view_if_needed()
                     nb.park_mouse()
                     results += contrast(nb.page, row)
-                    results += self._hovered(nb, row)
+                    buttons += affordance(nb.page, row)
+                    self._hovered(nb, row, results, buttons)
                 self.expand(nb, False)
             unique = {(r["where"], r["text"], round(r["ratio"], 3)): r for r in results}
             self.contrasts[key] = list(unique.values())
+            self.buttons[key] = buttons
         return self.contrasts[key]
 
-    def _hovered(self, nb: Notebook, row: Any) -> list[dict[str, Any]]:
+    def _hovered(self, nb: Notebook, row: Any, results: list[Any], buttons: list[Any]) -> None:
         """The row with the mouse on its line (away from its buttons), then each of its buttons hovered."""
         row.scroll_into_view_if_needed()
         name = row.locator(".jm-c-name").first
@@ -168,12 +173,13 @@ class Gallery:
             name.hover()
         else:
             row.hover(position={"x": row.bounding_box()["width"] * 0.3, "y": 8})
-        results = contrast(nb.page, row)
+        results += contrast(nb.page, row)
+        buttons += affordance(nb.page, row)
         for button in row.locator("button:visible").all():
             button.hover()
             results += contrast(nb.page, button)
+            buttons += [dict(b, hovered=True) for b in affordance(nb.page, button)]
         nb.park_mouse()
-        return results
 
 
 @pytest.fixture(scope="module")
@@ -298,6 +304,33 @@ def test_every_text_meets_wcag_aa_contrast(
     assert not failing, f"{which} {state}: {len(failing)} of {len(results)} texts under {AA}:1\n" + "\n".join(
         failing[:40]
     )
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("which", list(CONTRAST))
+def test_every_button_stands_out_from_its_row(
+    gallery: Gallery, which: str, state: str, request: pytest.FixtureRequest
+) -> None:
+    """A button keeps looking like a button on every row state: its fill or its border is at least 3:1 against
+    what is behind it (WCAG 1.4.11). The ▸ toggle is a glyph, held to the text contrast above instead."""
+    if which.startswith("nb7"):
+        require("notebook 7 (pip install notebook)", _has_notebook7())
+    gallery.contrast(which, state, request)
+    buttons = [b for b in gallery.buttons[(which, state)] if not b["toggle"]]
+    assert len(buttons) >= 5, f"only {len(buttons)} buttons measured"
+    flat = sorted(
+        {
+            f"{b['row']} {b['text']!r}{' (hovered)' if b.get('hovered') else ''}: fill {b['fill']:.2f}:1 "
+            f"({b['fillColor']} on {b['behind']}), border {b['edge']:.2f}:1"
+            for b in buttons
+            if max(b["fill"], b["edge"]) < 3.0 and not b["shadow"]
+        }
+    )
+    weakest = min(buttons, key=lambda b: max(b["fill"], b["edge"]))
+    print(
+        f"\n{which} {state}: {len(buttons)} buttons, the least distinct {max(weakest['fill'], weakest['edge']):.2f}:1"
+    )
+    assert not flat, f"{which} {state}: buttons that look like text:\n" + "\n".join(flat)
 
 
 NOTEBOOK7_NOISE = (

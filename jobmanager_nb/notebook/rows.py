@@ -141,6 +141,7 @@ class JobRow:
         self._shared = shared
         self._info = info
         self._state_text = ""
+        self._worded: tuple[JobInfo, datetime] | None = None  # what _tick last worded, and for when
         self._buttons: dict[str, Any] = {}
         self._hint: Any = None
         self._expanded = False
@@ -271,6 +272,9 @@ class JobRow:
     def _tick(self, now: datetime) -> None:
         """Re-word what moves with time: the status (elapsed time, countdowns) and the timing cell."""
         info = self._info
+        if self._worded is not None and self._worded[0] is info and self._worded[1] == now:
+            return  # worded already in this update
+        self._worded = (info, now)
         busy: list[str] = []
         run = info.current_run
         if run is not None and run.phase == "dispatched" and run.kind == "inline":  # what holds it, by name

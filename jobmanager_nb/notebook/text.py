@@ -27,13 +27,14 @@ imports neither IPython nor ipywidgets: printing the table needs neither.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import math
 import os
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from jobmanager_nb.model import JobInfo, JobRun, RunMark
@@ -132,10 +133,16 @@ def _estimate(seconds: float) -> str:
 
 
 def _clock_time(moment: datetime, now: datetime) -> str:
-    local, today = moment.astimezone(), now.astimezone()
-    if local.date() == today.date():
+    local = moment.astimezone()
+    if local.date() == _local_date(now):
         return local.strftime("%H:%M:%S")
     return local.strftime("%d %b %H:%M")
+
+
+@functools.lru_cache(maxsize=8)
+def _local_date(now: datetime) -> date:
+    """``now``'s date in the machine's zone (one update words hundreds of times against the same ``now``)."""
+    return now.astimezone().date()
 
 
 def _outcome(run: JobRun) -> str:

@@ -134,7 +134,7 @@ print("saw the cancel; returning cleanly")
 """
 
 STATES = [
-    SETUP.format(store="") + '\nPath("release").unlink(missing_ok=True)',
+    SETUP.format(store="") + '\nPath("release").unlink(missing_ok=True)\nPath("release-2").unlink(missing_ok=True)',
     f"""Path("polite.py").write_text({POLITE_SCRIPT!r})
 
 
@@ -155,11 +155,16 @@ def tidy():
 m.add_job(steady, name="steady", at="every 1 hour", replace=True)
 m.run_now("steady")
 m.add_job(send_mail, name="send-mail", retries=8, offloaded=False, replace=True)
-m.add_job(tidy, name="tidy", at="every 1 hour", offloaded=False, replace=True)""",
+m.add_job(tidy, name="tidy", at="every 1 hour", offloaded=False, replace=True)
+m.add_job(tidy, name="hourly", at="every 1 hour", offloaded=False, replace=True)""",
     "%job polite.py",
     "%jobs",
     """m.run_now("tidy")  # an inline run, due while this cell holds the kernel
 while not Path("release").exists():  # the test creates it once it has seen the row
     time.sleep(0.05)""",
+    """while not Path("release-2").exists():  # a busy cell, for a click made while it runs
+    time.sleep(0.05)
+print("paused:", m.job("hourly").paused)""",
 ]
-"""Cells 0-3 show the dashboard; cell 4 is a busy cell for the ``queued · waiting`` state."""
+"""Cells 0-3 show the dashboard; cells 4 and 5 are busy cells (the ``queued · waiting`` state; a click
+during a cell), each held until the test creates its release file."""

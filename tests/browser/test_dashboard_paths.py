@@ -5,12 +5,14 @@ default layout (file browser open, 1400x900):
 - the output pane of an expanded running row follows its newest line, unless the user scrolled up;
 - each truthful state text: ``cancelled`` after Cancel on a script that returns cleanly once it sees
   ``worker.cancelled``; ``paused · running``; ``retrying in N s``; ``queued · waiting for the running cell``
-  while a ``time.sleep`` cell holds the kernel.
+  while a ``time.sleep`` cell holds the kernel;
+- a click made while a cell holds the kernel takes effect at once (JupyterLab sends it on a subshell).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,7 +206,7 @@ def states(browser: Any, server: Any) -> Iterator[Notebook]:
     nb = Notebook.open(new_page(browser), server, "states.ipynb")
     nb.run_above(4)
     table = nb.table(3)
-    expect(table.locator(".jm-row")).to_have_count(4, timeout=60_000)
+    expect(table.locator(".jm-row")).to_have_count(5, timeout=60_000)
     yield nb
     nb.page.context.close()
 
@@ -258,3 +260,26 @@ def test_an_inline_run_behind_a_busy_cell_says_queued_waiting_for_the_running_ce
     states.wait_idle(30_000)
     expect(row.locator(".jm-timing, .jm-c-last").first).to_contain_text("finished", timeout=30_000)
     expect(status).not_to_contain_text("queued")
+
+
+def test_a_click_during_a_busy_cell_takes_effect_while_the_cell_runs(
+    states: Notebook, server: Any, request: Any
+) -> None:
+    """JupyterLab 4.4+ sends widget messages on a kernel subshell: Pause, clicked while a cell holds the
+    kernel, pauses the job at once (the row shows Resume), and the cell sees it paused."""
+    request.node.shown_page = states.page
+    row = states.row("hourly", 3)
+    prompt = states.cell(5).locator(".jp-InputPrompt")
+    states.run_cell(5)
+    expect(prompt).to_contain_text("*", timeout=30_000)  # the cell runs (held until release-2 exists)
+    try:
+        clicked = time.monotonic()
+        row.locator(".jm-btn-pause").click()
+        expect(row.locator(".jm-btn-resume")).to_be_visible(timeout=5_000)
+        took = time.monotonic() - clicked
+        expect(prompt).to_contain_text("*")  # the cell still holds the kernel
+    finally:
+        (server["root"] / "release-2").touch()
+    expect(prompt).to_contain_text(re.compile(r"\[\d+\]"), timeout=30_000)
+    expect(states.output(5)).to_contain_text("paused: True")
+    print(f"\nPause during a busy cell: Resume shown {took:.2f} s after the click")

@@ -17,6 +17,7 @@ hovered and expanded rows). See ``page_checks.py`` for how each is measured.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,6 +288,29 @@ def test_no_number_or_state_word_is_cut_off(gallery: Gallery, layout: str, reque
     ]
     unique = sorted({f"{c['row']}: {c['text']!r} ({c['shown']}% shown; {c['where']})" for c in cut})
     assert not unique, f"{layout}: texts cut off:\n" + "\n".join(unique)
+
+
+@pytest.mark.parametrize("layout", ["lab-light-1400", "nb7-light-1400"], indirect=True)
+def test_a_running_row_reads_like_tqdm(gallery: Gallery, layout: str, request: pytest.FixtureRequest) -> None:
+    """The worker reporting progress: its percentage, its own words, the time it has run and an estimate of
+    the time left, in view, over a bar wide enough to read (it was 80 px, the words only in a tooltip)."""
+    nb = gallery.arrange(layout, request)
+    gallery.table(nb)  # in view (JupyterLab does not lay out cells scrolled far away)
+    status = nb.row("crunch").locator(".jm-status")
+    expect(status).to_contain_text(re.compile(r"\d+%"))
+    expect(status).to_contain_text(re.compile(r"step \d+ of 1000"))
+    expect(status).to_contain_text(re.compile(r"\b\d+ s\b"))  # elapsed
+    expect(status).to_contain_text(re.compile(r"left"))  # the estimate
+    bar = nb.row("crunch").locator(".jm-progress")
+    width = bar.bounding_box()["width"]
+    words = status.evaluate(
+        """el => { const r = document.createRange(); r.selectNodeContents(el);
+                   const box = el.getBoundingClientRect();
+                   return [...r.getClientRects()].every(t => t.right <= box.right + 1 && t.left >= box.left - 1); }"""
+    )
+    print(f"\n{layout}: progress bar {width:.0f} px wide, status {status.inner_text()!r}")
+    assert width >= 150, f"the progress bar is {width:.0f} px wide"
+    assert words, f"the progress words are cut off: {status.inner_text()!r}"
 
 
 @pytest.mark.parametrize("state", STATES)

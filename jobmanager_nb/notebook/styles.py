@@ -1,13 +1,15 @@
 """How the dashboard looks: its stylesheet, its colours, and the layouts and styles every row shares.
 
 **Layout.** The header and every row are CSS grids with the same columns: the ▸ toggle, the job (name, kind,
-schedule, recent runs), the status, the timing (last run, next run) and the actions. Columns are fractions
-of the cell's width with minimum widths, never fixed pixels, so the table fills any width and the header
-stays aligned with the rows. Container queries on the table fold the secondary columns away as the cell
-narrows (kind below 1300 px, the last run's duration below 1250 px, schedule below 1000 px, where the strip
-also shows only the last 12 runs, next run below 760 px; the schedule is then in the next run's tooltip), so
-each row stays one line from 600 px to full width; the actions keep their own column and wrap inside it rather
-than under the row.
+schedule, recent runs), the status, the timing (last run, next run) and the actions. Each column is a fraction of
+the cell's width above a minimum (:data:`_COLUMN_SIZES`), never a fixed width, so the table fills any width and
+the header stays aligned with the rows. Free text (names, schedules, kinds, hints, progress captions) may end in
+"…" (its tooltip has it whole); numbers and state words never do, so their columns' minimums hold the longest
+usual one. Container queries on the table fold the secondary parts away as the cell narrows (:data:`_FOLDS`):
+kind below 1300 px, the last run's duration below 1250 px, the last run below 1130 px (the strip's newest mark
+and its tooltip still say it), schedule below 1000 px (then in the next run's tooltip; the strip shows the last
+12 runs), a narrower status and runs minimum below 880 px, next run below 800 px. So each row stays one line
+from 600 px to full width; the actions keep their own column and wrap inside it rather than under the row.
 
 **Colours.** Every colour is a role (``--jm-fg``, ``--jm-ok``, ``--jm-fill-bad`` ...) set from one of the
 front end's ``--jp-*`` theme variables, with a fallback for renderers that define none (VS Code's, for one):
@@ -124,20 +126,86 @@ def _roles(palette: dict[str, tuple[str, str]]) -> str:
     return "\n".join(f"  --jm-{role}: var({variable}, {fallback});" for role, (variable, fallback) in palette.items())
 
 
-# Columns, in fractions of the row's width with minimums: the header and every row use the same tracks. The
-# fractions follow the columns' usual text widths: name 1.6, kind 0.95, schedule 1.25, runs 1, status 2.8,
-# last run 1.75 (1.45 without the duration), next run 0.85; the actions keep room for three buttons on one line.
-_ACTIONS = "minmax(17.2em, 1.6fr)"
-_COLUMNS = f"1.6em minmax(0, 4.8fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
-_COLUMNS_NO_KIND = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.6fr) {_ACTIONS}"
-_COLUMNS_SHORT = f"1.6em minmax(0, 3.85fr) minmax(0, 2.8fr) minmax(0, 2.3fr) {_ACTIONS}"
-_COLUMNS_NO_SCHEDULE = f"1.6em minmax(0, 2.4fr) minmax(0, 3.1fr) minmax(0, 2.5fr) {_ACTIONS}"
-_COLUMNS_NARROW = f"1.6em minmax(0, 2.4fr) minmax(0, 3.3fr) minmax(0, 1.45fr) {_ACTIONS}"
-_IDENT = "minmax(0, 1.6fr) minmax(0, 0.95fr) minmax(0, 1.25fr) minmax(0, 1fr)"  # name, kind, schedule, runs
-_IDENT_NO_KIND = "minmax(0, 1.6fr) minmax(0, 1.25fr) minmax(0, 1fr)"
-_IDENT_NO_SCHEDULE = "minmax(0, 1.6fr) minmax(0, 0.8fr)"  # and the strip shows the last 12 runs
-_TIMING = "minmax(0, 1.75fr) minmax(0, 0.85fr)"  # last run, next run
-_TIMING_SHORT = "minmax(0, 1.5fr) minmax(0, 0.95fr)"
+# The grid's columns: (minimum in em, fraction of the rest). Free text (name, kind, schedule) may end in "…"
+# and has no minimum; numbers and state words never do, so their columns' minimums hold the longest usual one
+# in DejaVu Sans (the widest common UI font): "queued · waiting for the running cell" after its badge,
+# "27 Nov 14:03 · 3 min 5 s · cancelled" (12.5em without the duration), "in 23 h 59 min", three buttons.
+_GAP = 0.5
+_COLUMN_SIZES: dict[str, tuple[float, float]] = {
+    "name": (4.0, 1.6),
+    "kind": (0.0, 0.95),
+    "schedule": (0.0, 1.25),
+    "runs": (7.5, 1.0),  # the count and "· 10 skipped" never shrink; the strip does (3em below 880 px)
+    "status": (20.5, 2.8),
+    "last": (17.7, 1.75),
+    "next": (7.8, 0.85),
+}
+_IDENT_PARTS, _TIMING_PARTS = ("name", "kind", "schedule", "runs"), ("last", "next")
+_ACTIONS = "minmax(17.2em, 1.6fr)"  # Run now, Resume and Remove on one line
+
+
+def _track(minimum: float, fraction: float) -> str:
+    return f"minmax({minimum:g}em, {fraction:g}fr)"
+
+
+def _grid(hidden: frozenset[str], **sizes: tuple[float, float]) -> tuple[str, str, str]:
+    """(the row's columns, the job cell's columns, the timing cell's columns) with ``hidden`` parts folded away
+    and ``sizes`` overriding :data:`_COLUMN_SIZES`."""
+    size = {**_COLUMN_SIZES, **sizes}
+
+    def group(parts: tuple[str, ...]) -> tuple[str, str]:
+        shown = [part for part in parts if part not in hidden]
+        if not shown:
+            return "", ""
+        minimum = sum(size[part][0] for part in shown) + _GAP * (len(shown) - 1)
+        outer = _track(minimum, sum(size[part][1] for part in shown))
+        return outer, " ".join(_track(*size[part]) for part in shown)
+
+    ident, ident_inner = group(_IDENT_PARTS)
+    timing, timing_inner = group(_TIMING_PARTS)
+    columns = " ".join(part for part in ("1.6em", ident, _track(*size["status"]), timing, _ACTIONS) if part)
+    return columns, ident_inner, timing_inner
+
+
+_FOLDS: tuple[tuple[int, frozenset[str], dict[str, tuple[float, float]], str], ...] = (
+    # (below this container width, the parts hidden, sizes, extra rules): each width still holds the minimums
+    (1300, frozenset({"kind"}), {}, ".jm-table .jm-c-kind { display: none; }"),
+    (1250, frozenset({"kind"}), {"last": (12.5, 1.45)}, ".jm-table .jm-took { display: none; }"),
+    (1130, frozenset({"kind", "last"}), {}, ".jm-table .jm-c-last { display: none; }"),
+    (
+        1000,
+        frozenset({"kind", "last", "schedule"}),
+        {},
+        ".jm-table .jm-c-schedule { display: none; } .jm-table .jm-strip { max-width: calc(12 * 4px); }",
+    ),
+    (880, frozenset({"kind", "last", "schedule"}), {"status": (15.5, 3.1), "runs": (3.0, 0.8)}, ""),
+    (
+        800,
+        frozenset({"kind", "last", "schedule", "next"}),
+        {"status": (15.5, 3.1), "runs": (3.0, 0.8)},
+        ".jm-table .jm-col-timing { display: none; }",
+    ),
+)
+
+
+def _fold_rules() -> str:
+    rules = []
+    for width, hidden, sizes, extra in _FOLDS:
+        columns, ident, timing = _grid(hidden, **sizes)
+        lines = [
+            f"@container jm-table (max-width: {width - 0.02}px) {{",
+            f"  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {columns}; }}",
+            f"  .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {ident}; }}",
+        ]
+        if timing:
+            lines.append(f"  .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: {timing}; }}")
+        if extra:
+            lines.append(f"  {extra}")
+        rules.append("\n".join([*lines, "}"]))
+    return "\n".join(rules)
+
+
+_COLUMNS, _IDENT, _TIMING = _grid(frozenset())
 
 _CSS = f"""
 <style>
@@ -155,8 +223,7 @@ _CSS = f"""
 .jm-table .widget-html {{ display: block; height: auto; min-width: 0; line-height: inherit; overflow: hidden; }}
 .jm-table .widget-html > .widget-html-content {{ line-height: inherit; height: auto; min-width: 0; }}
 .jm-table .jm-style {{ display: none; }}
-.jm-table .jm-summary {{ font-weight: 600; padding: 2px 4px; white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; }}
+.jm-table .jm-summary {{ font-weight: 600; padding: 2px 4px; }}
 .jm-table .jm-message .widget-html-content {{ color: var(--jm-bad); padding: 0 4px; white-space: nowrap;
   overflow: hidden; text-overflow: ellipsis; }}
 .jm-table .jm-body {{ overflow: visible; }}
@@ -188,6 +255,7 @@ _CSS = f"""
 .jm-table .jm-c-hist {{ display: flex; align-items: center; gap: 0.4em; }}
 .jm-table .jm-c-hist .jm-c-runs {{ flex: none; min-width: 2.2ch; text-align: right; overflow: visible; }}
 .jm-table .jm-skipped {{ flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
+.jm-table .jm-c-hist .jm-strip {{ flex-shrink: 1000; }}
 .jm-table .jm-o-finished {{ color: var(--jm-ok); }}
 .jm-table .jm-o-failed {{ color: var(--jm-bad); }}
 
@@ -211,7 +279,7 @@ _CSS = f"""
 .jm-table .jm-bar > span {{ display: block; height: 100%; background: var(--jm-fill-brand); }}
 
 /* recent runs: finished runs rise above the axis, failures hang below it, cancelled ones are a dash */
-.jm-table .jm-strip {{ flex: 0 0 auto; max-width: calc(20 * 4px); height: 1.4em; display: flex;
+.jm-table .jm-strip {{ flex: 0 1 auto; min-width: 0; max-width: calc(20 * 4px); height: 1.4em; display: flex;
   justify-content: flex-end; gap: 1px; overflow: hidden; padding: 0 1px;
   background: linear-gradient(var(--jm-edge), var(--jm-edge)) center / 100% 1px no-repeat; }}
 .jm-table .jm-m {{ flex: none; width: 3px; }}
@@ -249,27 +317,7 @@ _CSS = f"""
 .jm-table .jm-history td {{ padding: 0 1em 0 0; white-space: nowrap; }}
 
 /* narrower cells: fold the secondary columns away */
-@container jm-table (max-width: 1300px) {{
-  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_KIND}; }}
-  .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_KIND}; }}
-  .jm-table .jm-c-kind {{ display: none; }}
-}}
-@container jm-table (max-width: 1250px) {{
-  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_SHORT}; }}
-  .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: {_TIMING_SHORT}; }}
-  .jm-table .jm-took {{ display: none; }}
-}}
-@container jm-table (max-width: 1000px) {{
-  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NO_SCHEDULE}; }}
-  .jm-table .jm-col-ident > .widget-html-content {{ grid-template-columns: {_IDENT_NO_SCHEDULE}; }}
-  .jm-table .jm-c-schedule {{ display: none; }}
-  .jm-table .jm-strip {{ max-width: calc(12 * 4px); }}
-}}
-@container jm-table (max-width: 760px) {{
-  .jm-table .jm-header, .jm-table .jm-row {{ grid-template-columns: {_COLUMNS_NARROW}; }}
-  .jm-table .jm-col-timing > .widget-html-content {{ grid-template-columns: minmax(0, 1fr); }}
-  .jm-table .jm-c-next {{ display: none; }}
-}}
+{_fold_rules()}
 </style>
 """
 

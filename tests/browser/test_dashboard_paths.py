@@ -121,6 +121,18 @@ async ([selector, seconds]) => {
 """
 
 
+def _soon(page: Any, condition: str, arg: Any, timeout: float = 10_000) -> bool:
+    """Whether ``condition`` holds within ``timeout`` ms (False rather than an error, so that the test can
+    report every way the pane fails)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(condition, arg=arg, timeout=timeout)
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
 def _distinct(values: list[str]) -> int:
     return len({v for v in values})
 
@@ -176,7 +188,8 @@ def test_the_output_pane_follows_its_newest_line_unless_scrolled_up(page: Any, s
     box = page.evaluate("(s) => window.__jmPane(s)", selector)
     page.mouse.move(box["x"], box["y"])
     page.mouse.wheel(0, -120)
-    page.wait_for_function("(s) => window.__jmPane(s)?.gap > 40", arg=selector, timeout=10_000)
+    if not _soon(page, "(s) => window.__jmPane(s)?.gap > 40", selector):
+        problems.append("scrolling up with the wheel did not take the newest line out of view")
     held = [f for f in page.evaluate(_SAMPLE, [selector, 2.0]) if f is not None]
     if _distinct([f["last"] for f in held]) < 3:
         problems.append("scrolled up: fewer than 3 new lines arrived while sampling")
@@ -186,7 +199,8 @@ def test_the_output_pane_follows_its_newest_line_unless_scrolled_up(page: Any, s
 
     # back at the bottom, it follows again
     page.mouse.wheel(0, 100_000)
-    page.wait_for_function("(s) => window.__jmPane(s)?.gap <= 4", arg=selector, timeout=10_000)
+    if not _soon(page, "(s) => window.__jmPane(s)?.gap <= 4", selector):
+        problems.append("scrolled back to the bottom with the wheel: the newest line never showed in 10 s")
     nb.park_mouse()
     problems += [f"after scrolling back down: {p}" for p in _follows(page.evaluate(_SAMPLE, [selector, 1.5]))]
 

@@ -221,13 +221,16 @@ def goals(rows: list[Result]) -> list[str]:
         return "MET" if ok else "NOT MET"
 
     peer = _find(rows, "inline_throughput", ghost)
-    for detail in (INLINE_VARIANTS[0][1], INLINE_VARIANTS[1][1]):
+    # The plain script's worst run (its two threads used to fall into a lock convoy at random), and the
+    # running loop's median, each against Ghost's median in the same invocation.
+    for detail, figure, factor in ((INLINE_VARIANTS[0][1], "min", 2), (INLINE_VARIANTS[1][1], "value", 3)):
         ours = _find(rows, "inline_throughput", detail)
         if ours is not None and peer is not None:
-            ratio = ours["value"] / peer["value"]
+            ratio = ours[figure] / peer["value"]
+            what = "worst run" if figure == "min" else "median"
             out.append(
-                f"inline throughput >= 2x Ghost ({detail}): {verdict(ratio >= 2)}: "
-                f"{ours['value']:,.0f} vs {peer['value']:,.0f} jobs/s = {ratio:.2f}x"
+                f"inline throughput, {what} >= {factor}x Ghost's median ({detail}): {verdict(ratio >= factor)}: "
+                f"{ours[figure]:,.0f} vs {peer['value']:,.0f} jobs/s = {ratio:.2f}x"
             )
     ours = _find(rows, "offloaded_start", LATENCY_VARIANTS[0][3])
     if ours is not None:

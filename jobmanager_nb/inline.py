@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import os
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +30,10 @@ __all__ = ["InlineRunner"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-StartCallback = Callable[[RunState], bool]
+StartCallback = Callable[[RunState], "bool | None"]
 """``start(run)``: move ``run`` to started; False when it must not run (it was cancelled meanwhile, or its
-start could not be recorded; whoever returned False has ended it)."""
+start could not be recorded; whoever returned False has ended it); None when it cannot be started at this
+moment (another thread holds the manager's state): the runner gives the GIL away and asks again."""
 FinishCallback = Callable[..., None]
 """``finish(run, attempt, outcome, *, result=None, error=None, exc=None)``."""
 OutputCallback = Callable[[RunState, str, str], None]
@@ -39,6 +41,10 @@ ProgressCallback = Callable[[RunState, float, "str | None"], None]
 
 BREATHE_AFTER = 0.02
 """Seconds of back-to-back inline runs after which the loop gets a turn (cells, widget clicks)."""
+YIELD_FOR = 0.00002
+"""Seconds the loop's thread sleeps, the GIL released, when ``start`` says not now (another thread holds
+the manager's state while it waits for the GIL): enough for that thread to wake and take the GIL (with
+the kernel's timer slack, ~70 µs), so that it finishes and this one finds the lock free."""
 
 INTERRUPTED = "interrupted by KeyboardInterrupt (the notebook's Interrupt button or Ctrl-C)"
 
@@ -129,7 +135,19 @@ class InlineRunner:
                     self._pump_scheduled = True
                     continue
                 run = pending.popleft()
-                if run.phase != "dispatched" or not self._start(run):
+                if run.phase != "dispatched":
+                    continue
+                started = self._start(run)
+                if started is None:  # another thread holds the manager's state: let it run, then retry
+                    pending.appendleft(run)  # still first: FIFO order holds
+                    if self.loop.time() > deadline:
+                        self.loop.call_soon(self._pump)
+                        return
+                    resume = True  # an Interrupt in the pause leaves the queue served
+                    time.sleep(YIELD_FOR)
+                    resume = False
+                    continue
+                if not started:
                     continue
                 self._active += 1
                 resume = True  # until the run below returns normally

@@ -118,6 +118,7 @@ class JobManager:
         self._next_waiters: dict[str, list[Callable[[RunState | None], None]]] = {}
         self._idle_waiters: list[Callable[[], None]] = []
         self._names: set[str] = set()  # every name ever added: waiting for any other could never end
+        self._trim_above = 2 * HISTORY_LIMIT  # _jobs is trimmed when it grows past this
         self._unwritten: dict[str, tuple[str, str | None]] = {}  # one-off endings the store refused
         self._unwritten_timer: TimerHandle | None = None
         self._unwritten_delay = 1.0
@@ -349,11 +350,16 @@ class JobManager:
         return JobHandle(self, name)
 
     def _trim_jobs(self) -> None:
-        if len(self._jobs) <= 2 * HISTORY_LIMIT:
+        """Forget the oldest unregistered jobs once more than twice ``HISTORY_LIMIT`` are known, down to
+        ``HISTORY_LIMIT``. Jobs still queued or running stay; when they keep the table large, the next look
+        waits for ``HISTORY_LIMIT`` more jobs, so a burst of thousands of queued jobs with a name each costs
+        one scan per ``HISTORY_LIMIT`` jobs added, not one per job."""
+        if len(self._jobs) <= self._trim_above:
             return
         stale = [n for n, j in self._jobs.items() if not j.registered and not j.active]
         for n in stale[: len(self._jobs) - HISTORY_LIMIT]:
             del self._jobs[n]
+        self._trim_above = max(2 * HISTORY_LIMIT, len(self._jobs) + HISTORY_LIMIT)
 
     # ------------------------------------------------------------------ time
 
@@ -417,8 +423,20 @@ class JobManager:
         else:
             self._inline.push(run)
 
-    def _start_inline(self, run: RunState) -> bool:
-        """The inline queue is about to call ``run``'s job (on the home loop): dispatched → started."""
+    def _start_inline(self, run: RunState) -> bool | None:
+        """The inline queue is about to call ``run``'s job (on the home loop): dispatched → started.
+
+        None (not now: ask again in a moment) when the home loop is the manager's own thread and another
+        thread holds the manager's lock. That thread is waiting for the GIL, which this one holds; blocking
+        here would hand it the lock while it cannot run, and hand the next lock it wants back to this
+        thread: a lock convoy, two context switches per job, which halved a plain script's inline
+        throughput at random. The queue gives the GIL away instead, and then finds the lock free. (On
+        the main thread, a notebook's, the lock is only ever taken with ``with``: an Interrupt could
+        land between a non-blocking acquire and its release.)"""
+        if self._loop_thread is not None:
+            if not self._lock.acquire(blocking=False):
+                return None
+            self._lock.release()
         if run.definition.one_off and not self._record_start(run):
             return False
         now = self._clock.now()

@@ -653,6 +653,48 @@ def test_wait_from_another_thread_while_the_loop_runs_jobs(manager):
     assert results and results[0].result == "done"
 
 
+def test_inline_runs_wait_in_order_while_another_thread_holds_the_manager_and_the_loop_keeps_serving(manager):
+    """To start a run, the private loop never waits on the manager's lock (that made a lock convoy with the
+    thread adding jobs): it gives way, and starts the next run, still the first in line, once it is free."""
+    busy, gate, holding, let_go = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    order: list[int] = []
+
+    def busy_loop() -> None:  # something else on the loop (a cell), while the runs are added
+        busy.set()
+        gate.wait(WAIT)
+
+    manager._loop.call_soon_threadsafe(busy_loop)
+    assert busy.wait(WAIT)
+
+    def step(i: int):  # type: ignore[no-untyped-def]
+        return lambda: order.append(i)
+
+    for i in range(5):
+        manager.add_job(step(i), name="step", offloaded=False)
+
+    def hold() -> None:
+        with manager._lock:  # what a thread preempted inside the manager looks like to the loop
+            holding.set()
+            let_go.wait(WAIT)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(WAIT)
+        gate.set()  # the loop is free; the first step waits for the lock, the others behind it
+
+        async def ping() -> str:
+            return "pong"
+
+        assert asyncio.run_coroutine_threadsafe(ping(), manager._loop).result(WAIT) == "pong"
+        assert order == []
+    finally:
+        let_go.set()
+        holder.join(WAIT)
+    manager.wait_all(timeout=WAIT)
+    assert order == [0, 1, 2, 3, 4]
+
+
 def test_inline_traceback_starts_at_the_users_code(manager):
     def broken():
         raise KeyError("missing")

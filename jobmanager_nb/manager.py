@@ -555,12 +555,13 @@ class JobManager:
         outcome = outcome or RunOutcome("failed", error="the worker ended without reporting")
         if run.timeout_timer is not None:
             run.timeout_timer.cancel()
-        if outcome.status == "finished":
+        timed_out = run.timed_out_attempt == attempt  # the manager's timeout stopped it, however it then ended
+        if outcome.status == "finished" and not timed_out:
             self._end(run, attempt, "finished", result=outcome.result)
             return
-        error = outcome.error or "failed"
+        error = outcome.error or ("it stopped when asked" if outcome.status == "finished" else "failed")
         ending: Outcome
-        if run.timed_out_attempt == attempt:
+        if timed_out:
             ending = "timed_out"
             error = f"timed out after {run.definition.timeout:g} s ({error})"
         elif outcome.cancelled:

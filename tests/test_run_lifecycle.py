@@ -581,6 +581,16 @@ def test_a_jobs_own_timeout_error_is_a_failure_with_its_traceback() -> None:
         m.close(timeout=10)
 
 
+def test_an_offloaded_job_stopped_by_its_timeout_is_timed_out_even_when_it_stops_cleanly() -> None:
+    m = JobManager(kill_grace=5)
+    try:
+        m.add_job(lifecycle_jobs.stop_when_asked, timeout=0.3)
+        run = ended_run(m, "stop_when_asked")
+        assert run.outcome == "timed_out" and (run.error or "").startswith("timed out after 0.3 s")
+    finally:
+        m.close(timeout=10)
+
+
 def test_the_managers_own_timeout_is_labelled_timed_out() -> None:
     m = JobManager()
     try:

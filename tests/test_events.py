@@ -12,7 +12,8 @@ AT = datetime(2026, 1, 1)
 
 
 def event(kind: str, name: str = "job") -> Event:
-    return Event(kind, name, AT)  # type: ignore[arg-type]
+    data = {"stream": "stdout", "text": f"{kind}\n"} if kind == "output" else {}
+    return Event(kind, name, AT, "r1", data)  # type: ignore[arg-type]
 
 
 class HeldSubscriber:
@@ -127,6 +128,23 @@ def test_a_failing_deferred_action_does_not_stop_delivery() -> None:
     held.let_go()
     assert bus.flush(WAIT)
     assert held.seen == ["output", "finished"]
+    bus.close()
+
+
+def test_output_events_merge_only_while_a_subscriber_is_behind() -> None:
+    bus = EventBus()
+    held = HeldSubscriber(bus)
+    texts: list[str] = []
+    bus.subscribe(lambda e: texts.append(e.data["text"]) if e.kind == "output" else None)
+    bus.publish(event("output"))  # delivered at once: the subscriber holds the bus on it
+    assert held.delivering.wait(WAIT)
+    for i in range(1000):
+        bus.publish(Event("output", "job", AT, "r1", {"stream": "stdout", "text": f"{i}\n"}))
+    bus.publish(event("finished"))
+    held.let_go()
+    assert bus.flush(WAIT)
+    assert texts == ["output\n", "".join(f"{i}\n" for i in range(1000))]  # 1,000 writes, one event
+    assert held.seen == ["output", "output", "finished"]
     bus.close()
 
 

@@ -307,13 +307,13 @@ def test_expanding_shows_output_and_traceback(manager, open_table):
     row = table.row("noisy")
     assert row.detail is None and not row.expanded
     row.toggle.click()  # the ▸ button
-    assert row.expanded and row.detail in row.widget.children and row.toggle.description == "▾"
+    assert row.expanded and row.pane in row.widget.children and row.toggle.description == "▾"
     assert "line one\nline two" in row.detail.value
     assert "Traceback (most recent call last)" in row.detail.value and "KeyError: &#x27;the missing key&#x27;" in (
         row.detail.value
     )
     row.toggle.click()
-    assert not row.expanded and row.detail not in row.widget.children and row.toggle.description == "▸"
+    assert not row.expanded and row.pane not in row.widget.children and row.toggle.description == "▸"
 
 
 def test_expanded_row_follows_live_output(manager, open_table, gate):

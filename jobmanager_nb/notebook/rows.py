@@ -146,6 +146,7 @@ class JobRow:
         self._hint: Any = None
         self._expanded = False
         self._detail: Any = None
+        self._pane: Any = None
         self.toggle = W.Button(
             description="▸",
             tooltip="Show the run's output",
@@ -200,6 +201,12 @@ class JobRow:
     def detail(self) -> Any:
         """The HTML widget with the run's output and traceback (None until first expanded)."""
         return self._detail
+
+    @property
+    def pane(self) -> Any:
+        """The expanded part's box (class ``jm-detail``), in the row while expanded: it scrolls, from its end,
+        and holds :attr:`detail` (None until first expanded)."""
+        return self._pane
 
     @property
     def css_class(self) -> str:
@@ -289,11 +296,13 @@ class JobRow:
         shown = info or self._info
         self._expanded = expanded
         if expanded and self._detail is None:
-            self._detail = self._shared.html(self._shared.detail_layout, "jm-detail")
+            self._detail = self._shared.html(self._shared.detail_layout, "jm-detail-text")
+            anchor = self._shared.html(self._shared.detail_layout, "jm-anchor")  # see the stylesheet's .jm-detail
+            self._pane = W.VBox([anchor, self._detail], layout=self._shared.detail_layout, _dom_classes=("jm-detail",))
         if expanded:
             _set(self._detail, value=_detail_html(shown, now))
         children: tuple[Any, ...] = (self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
-        _set(self.widget, children=(*children, self._detail) if expanded else children)
+        _set(self.widget, children=(*children, self._pane) if expanded else children)
         _set(self.toggle, description="▾" if expanded else "▸", tooltip="Hide" if expanded else "Show the run's output")
 
     def _widgets(self) -> Iterator[Any]:
@@ -301,8 +310,8 @@ class JobRow:
         yield from self._buttons.values()
         if self._hint is not None:
             yield self._hint
-        if self._detail is not None:
-            yield self._detail
+        if self._pane is not None:
+            yield from (self._pane, *self._pane.children)
 
 
 def _set(widget: Any, **traits: Any) -> None:
@@ -419,6 +428,8 @@ def _history_html(info: JobInfo, now: datetime) -> str:
 
 
 def _detail_html(info: JobInfo, now: datetime) -> str:
+    """The expanded part: the run's facts, the recent runs, the output, the traceback. Its newest line is last,
+    so the pane, which scrolls from its end, shows it (see the stylesheet's ``.jm-detail``)."""
     run = info.current_run or info.last_run
     if run is None:
         return '<span class="jm-muted">No run yet.</span>'
@@ -430,7 +441,7 @@ def _detail_html(info: JobInfo, now: datetime) -> str:
         facts.append(f"started {_clock_time(run.started_at, now)}")
     if run.duration is not None:
         facts.append(f"took {duration(run.duration)}")
-    parts = [f'<div class="jm-muted">{_esc(" · ".join(facts))}</div>']
+    parts = [f'<div class="jm-muted">{_esc(" · ".join(facts))}</div>', _history_html(info, now)]
     output = run.output
     if output:
         skipped = len(output) - _OUTPUT_TAIL
@@ -442,5 +453,4 @@ def _detail_html(info: JobInfo, now: datetime) -> str:
         parts.append('<div class="jm-muted">No output.</div>')
     if run.error:
         parts.append(f'<pre class="jm-error">{_esc(user_traceback(run.error))}</pre>')
-    parts.append(_history_html(info, now))
     return "".join(parts)

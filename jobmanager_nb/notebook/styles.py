@@ -307,8 +307,18 @@ _CSS = f"""
 .jm-table .jm-spacer {{ visibility: hidden; }}
 
 /* the expanded run */
-.jm-table .jm-detail {{ grid-column: 1 / -1; padding: 2px 0 6px 1.6em; overflow: visible; }}
-.jm-table .jm-detail pre {{ max-height: 18em; overflow: auto; margin: 2px 0 6px 0; padding: 4px 6px;
+/* The expanded part is a pane that scrolls from its end: a column-reverse box starts at its bottom and stays
+   there as the output grows, so the newest line is in view. Scrolled up, the browser's scroll anchoring keeps
+   the lines in view where they are: the text's box (kept across updates, unlike what is inside it) is the
+   anchor it picks. Near the end, the 1 px anchor box under the text is in view and is picked instead, so the
+   pane follows the newest line again; a scroll that stops a little short of the end snaps to it. */
+.jm-table .jm-detail {{ grid-column: 1 / -1; display: flex; flex-direction: column-reverse; max-height: 24em;
+  overflow-x: hidden; overflow-y: auto; scroll-snap-type: y proximity; margin: 0; padding: 0 0 0 1.6em; }}
+.jm-table .jm-detail > .jm-anchor {{ flex: none; height: 1px; overflow-anchor: auto; scroll-snap-align: end; }}
+.jm-table .jm-detail > .jm-detail-text {{ flex: none; overflow: visible; overflow-anchor: auto; padding: 2px 0 5px 0; }}
+.jm-table .jm-detail-text > .widget-html-content, .jm-table .jm-detail-text > .widget-html-content * {{
+  overflow-anchor: none; }}
+.jm-table .jm-detail pre {{ margin: 2px 0 6px 0; padding: 4px 6px;
   background: var(--jm-panel); color: var(--jm-fg); font-size: var(--jp-code-font-size, 12px);
   font-family: var(--jp-code-font-family, monospace); white-space: pre-wrap; border-radius: 2px; }}
 .jm-table .jm-detail pre.jm-error {{ background: var(--jm-error-bg); color: var(--jm-fg);

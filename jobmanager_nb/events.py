@@ -43,13 +43,14 @@ EventKind = Literal[
 class Event:
     """Something that happened to job ``name``.
 
-    ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``started`` →
+    ``run_id`` names the run for run events. ``data`` depends on ``kind``: ``queued`` and ``started`` →
     ``{"attempt"}``; ``output`` → ``{"stream", "text"}`` (consecutive writes are merged into one event
     when a subscriber falls behind; ``"dropped"`` then counts the characters left out past
-    ``OUTPUT_BATCH_LIMIT``); ``progress`` → ``{"fraction", "text"}``;
-    ``failed`` → ``{"error", "cancelled"}``, or ``{"error", "retrying": True, "retry_in"}`` when the
-    run will be retried in ``retry_in`` seconds; ``skipped`` → ``{"reason"}``; ``message`` →
-    ``{"message"}``; ``scheduled`` → ``{"next_run"}``; the others → ``{}``.
+    ``OUTPUT_BATCH_LIMIT``); ``progress`` → ``{"fraction", "text"}``; ``finished`` → ``{"outcome"}``;
+    ``failed`` → ``{"outcome", "error", "cancelled"}`` (outcome ``failed``, ``cancelled``, ``timed_out`` or
+    ``lost``), or ``{"error", "retrying": True, "retry_in", "retry_at"}`` when the run will be retried in
+    ``retry_in`` seconds; ``skipped`` → ``{"reason"}``; ``message`` → ``{"message"}``; ``scheduled`` →
+    ``{"next_run"}``; the others → ``{}``.
     """
 
     kind: EventKind
@@ -114,7 +115,11 @@ class EventBus:
     """In-order delivery from one daemon thread, started when the first event or action needs it."""
 
     def __init__(self, thread_name: str = "jobmanager_nb-events") -> None:
-        self._cond = threading.Condition(threading.Lock())
+        # Held with ``with self._lock`` (a C-level lock, whose ``with`` a KeyboardInterrupt cannot split),
+        # never ``with self._cond``: Condition.__enter__ is Python code, and an interrupt landing in it
+        # after the acquire (a Ctrl-C while an inline job prints) would leave the lock held for ever.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._pending: deque[Event | _OutputBatch | _Deferred] = deque()
         self._subscribers: tuple[Subscriber, ...] = ()
         self._busy = False  # the thread holds an item it has not finished delivering
@@ -126,12 +131,12 @@ class EventBus:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Deliver every later event to ``callback``; returns a function that unsubscribes it."""
-        with self._cond:
+        with self._lock:
             self._subscribers = (*self._subscribers, callback)
             self.has_subscribers = True
 
         def unsubscribe() -> None:
-            with self._cond:
+            with self._lock:
                 self._subscribers = tuple(s for s in self._subscribers if s is not callback)
                 self.has_subscribers = bool(self._subscribers)
 
@@ -144,7 +149,7 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         """Queue ``event`` for every subscriber; returns at once."""
-        with self._cond:
+        with self._lock:
             if not self._subscribers or self._stopped:
                 return
             if event.kind == "output":
@@ -159,7 +164,7 @@ class EventBus:
     def call_soon(self, action: Callable[[], None]) -> None:
         """Run ``action`` on the bus thread, after the events published so far (for code the manager
         does not own, such as an error handler, which must never run on a worker's thread)."""
-        with self._cond:
+        with self._lock:
             if not self._stopped:
                 self._enqueue(_Deferred(action))
                 return
@@ -169,7 +174,7 @@ class EventBus:
         """Run ``action`` once every event published so far has reached the subscribers: now, on this
         thread, when nothing is waiting to be delivered; otherwise on the bus thread right after those
         events. An error in ``action`` is logged."""
-        with self._cond:
+        with self._lock:
             if (self._pending or self._busy) and not self._stopped:
                 self._enqueue(_Deferred(action))
                 return
@@ -187,7 +192,7 @@ class EventBus:
     def close(self, timeout: float = 5.0) -> bool:
         """Deliver what is queued, then end the thread. False if it was still busy after ``timeout``
         seconds (a subscriber that does not return); later events and actions are then run inline."""
-        with self._cond:
+        with self._lock:
             self._stopped = True
             self._cond.notify_all()
             thread = self._thread
@@ -200,14 +205,20 @@ class EventBus:
         """Called with the lock held."""
         self._pending.append(item)
         if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, name=self._thread_name, daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._serve, name=self._thread_name, daemon=True)
+            thread.start()
+            self._thread = thread  # not before: a start() that an interrupt cut short leaves None behind
         else:
             self._cond.notify()
 
     def _serve(self) -> None:
+        with self._lock:
+            if self._thread is None:  # the start() that made this thread was interrupted: it serves anyway
+                self._thread = threading.current_thread()
+            elif self._thread is not threading.current_thread():
+                return  # this one's start() was interrupted and the next item started another
         while True:
-            with self._cond:
+            with self._lock:
                 self._busy = False
                 while not self._pending:
                     if self._stopped:

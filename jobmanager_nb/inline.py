@@ -125,7 +125,6 @@ class InlineRunner:
     def _pump(self) -> None:
         pending = self._pending
         deadline = self.loop.time() + BREATHE_AFTER
-        resume = False
         try:
             while True:
                 if self._active >= self._concurrency or not pending:
@@ -137,30 +136,31 @@ class InlineRunner:
                 run = pending.popleft()
                 if run.phase != "dispatched":
                     continue
-                started = self._start(run)
+                try:
+                    started = self._start(run)
+                except BaseException as exc:  # an Interrupt while its start was recorded: it never ran
+                    outcome: Outcome = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+                    self._finish(run, run.attempt, outcome, error=f"{type(exc).__name__} before it started", exc=exc)
+                    raise
                 if started is None:  # another thread holds the manager's state: let it run, then retry
                     pending.appendleft(run)  # still first: FIFO order holds
                     if self.loop.time() > deadline:
                         self.loop.call_soon(self._pump)
                         return
-                    resume = True  # an Interrupt in the pause leaves the queue served
                     time.sleep(YIELD_FOR)
-                    resume = False
                     continue
                 if not started:
                     continue
                 self._active += 1
-                resume = True  # until the run below returns normally
                 self._execute(run)
-                resume = False
                 if self.loop.time() > deadline:
                     self.loop.call_soon(self._pump)
                     return
-        finally:
-            if resume:  # a job's KeyboardInterrupt is on its way out: keep the queue served after it
-                self._pump_scheduled = True
-                with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon(self._pump)
+        except BaseException:  # an Interrupt on its way out (a job's, or one in between): keep serving after it
+            self._pump_scheduled = True
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon(self._pump)
+            raise
 
     def _execute(self, run: RunState) -> None:
         d = run.definition

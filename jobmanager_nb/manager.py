@@ -123,6 +123,7 @@ class JobManager:
         self._unwritten_timer: TimerHandle | None = None
         self._unwritten_delay = 1.0
         self._sleep: Callable[[float], None] = time.sleep
+        self._store_closed = False
         self._active_count = 0
         self._closing = False
         self._closed = False
@@ -200,6 +201,7 @@ class JobManager:
                     f'A "{name}" one off job has already been executed. It is running now; wait for it with '
                     f'wait("{name}").'
                 )
+        self._flush_unwritten()  # an ending the store refused earlier decides whether this is a rerun
         self._store.claim(name, self._owner, meta=one_off_meta(definition))
         return self._register(name, definition, replace=True)
 
@@ -409,7 +411,19 @@ class JobManager:
         return run
 
     def _dispatch(self, run: RunState) -> None:
-        """Hand ``run`` (queued) to the inline queue or the executor: queued → dispatched."""
+        """Hand ``run`` (queued) to the inline queue or the executor: queued → dispatched. An Interrupt on
+        the way ends the run (cancelled; a worker already given it is told to cancel) and goes on."""
+        try:
+            self._hand_over(run)
+        except BaseException as exc:
+            handle = run.handle
+            if handle is not None:
+                handle.cancel(grace=self._kill_grace)
+            outcome: Outcome = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+            self._end(run, run.attempt, outcome, error=f"{type(exc).__name__} while it was handed over", retry=False)
+            raise
+
+    def _hand_over(self, run: RunState) -> None:
         offloaded = run.definition.kind == "offloaded"
         if offloaded and run.definition.one_off and not self._record_start(run):
             return
@@ -458,7 +472,12 @@ class JobManager:
         if error is None:
             return True
         run.store_error = error
-        self._end(run, run.attempt, "failed", error=f"the job did not run: {error}", exc=error, retry=False)
+        text = f"the job did not run: {error}"
+        # The record still says queued (or started, for a retry) under a live owner: unless the failure is
+        # written once the store takes writes again, the one-off could never be rerun in this session and
+        # wait_one_off would poll it for ever.
+        self._keep_unwritten(run.job.name, "failed", text)
+        self._end(run, run.attempt, "failed", error=text, exc=error, retry=False)
         return False
 
     # offloaded ------------------------------------------------------------
@@ -613,6 +632,7 @@ class JobManager:
         with self._lock:
             if run.attempt != attempt or run.ended:
                 return
+            run.returned = outcome == "finished"  # its code completed: a one-off is recorded finished
             if outcome == "finished" and run.cancel_requested:  # it stopped because it was asked to
                 outcome, error = "cancelled", "cancelled: the job returned after it was asked to stop"
             now = self._clock.now()
@@ -648,12 +668,9 @@ class JobManager:
                     if error is not None:
                         data.update(error=error, cancelled=outcome == "cancelled")
                     events.append(Event("finished" if error is None else "failed", job.name, now, run.run_id, data))
-                told, run.end_callbacks = run.end_callbacks or [], None
         if retry:
             self._publish(events)
             return
-        for callback in told:  # waits made from the event thread: they cannot wait for its delivery
-            _tell(callback, run)
         self._after_end(run, events)
 
     def _ended(
@@ -675,8 +692,8 @@ class JobManager:
         run.timeout_timer = run.retry_timer = None
         job.active.pop(run.run_id, None)
         previous = job.last_run
-        if previous is not None and previous is not run:
-            previous.exc = None  # older runs keep the traceback text only, not the frames it pins
+        if previous is not None and previous is not run and previous.phase == "released":
+            previous.exc = None  # older runs keep the traceback text only (an unreleased one: at its release)
         job.last_run = run
         job.recent.append(run.mark())
         job.runs += 1
@@ -686,7 +703,9 @@ class JobManager:
         if job.registered and not job.active and job.timer is None and not job.paused:
             job.registered = False
         self._keep_in_history(run)
-        waiting = self._next_waiters.pop(job.name, None) if self._next_waiters else None
+        waiting = None
+        if self._next_waiters and self._jobs.get(job.name) is job:  # not a removed job's late ending
+            waiting = self._next_waiters.pop(job.name, None)
         if waiting:  # whoever waited for the next run of this job waits for this one
             run.callbacks = (run.callbacks or []) + waiting
 
@@ -705,30 +724,55 @@ class JobManager:
             ):
                 self._history_output -= with_output.popleft().drop_output()
         if run.exc is not None:
-            with_exc = self._with_exc
-            with_exc.append(run)
-            while with_exc[0].exc is None or (len(with_exc) > HISTORY_EXC_LIMIT and with_exc[0].phase == "released"):
-                with_exc.popleft().exc = None
+            self._with_exc.append(run)
+            self._trim_exceptions()
+
+    def _trim_exceptions(self) -> None:
+        """Drop the exception objects of released runs past the ``HISTORY_EXC_LIMIT`` most recent (a run
+        not yet released keeps its own: its waiters and error handler are still to have it). Called with
+        the lock held."""
+        with_exc = self._with_exc
+        excess = sum(1 for r in with_exc if r.exc is not None) - HISTORY_EXC_LIMIT
+        for r in with_exc:
+            if excess <= 0:
+                break
+            if r.exc is not None and r.phase == "released":
+                r.exc = None
+                excess -= 1
+        self._with_exc = deque(r for r in with_exc if r.exc is not None)
 
     def _after_end(self, run: RunState, events: list[Event]) -> None:
-        """What follows an ending, outside the lock: the one-off record, the error handler or the
-        failure log, the events, then (after their delivery) the release of the run's waiters."""
-        error = run.error
-        if run.definition.one_off and run.store_error is None:
-            status = "finished" if run.outcome == "finished" else "failed"
-            store_error = self._store_write(run.job.name, status, error)
-            if store_error is not None:
-                run.store_error = store_error
-                self._keep_unwritten(run.job.name, status, error)
-        self._publish(events)
-        handler = self._error_handler
-        if handler is not None and (error is not None or run.store_error is not None):
-            self._bus.call_soon(lambda: self._report_error(run, handler))
-        elif error is not None and self._log_failures and run.outcome != "cancelled":
-            log.error("jobmanager_nb: job %r failed (run %s):\n%s", run.job.name, run.run_id, error)
-        elif run.store_error is not None and self._log_failures:
-            log.error("jobmanager_nb: %s", run.store_error)
-        self._bus.after_delivery(lambda: self._release(run))
+        """What follows an ending, outside the lock: the one-off record, the waits made from the event
+        thread, the error handler or the failure log, the events, then (after their delivery, and
+        whatever is raised on the way) the release of the run's waiters."""
+        try:
+            error = run.error
+            if run.definition.one_off and run.store_error is None:
+                # A job whose code returned is finished in the store even when it ended cancelled (asked to
+                # stop, it stopped cleanly): its work is done, so it must never be runnable a second time.
+                status = "finished" if run.returned else "failed"
+                try:
+                    store_error = self._store_write(run.job.name, status, error)
+                except BaseException:  # an Interrupt mid-write: keep the ending, write it later
+                    self._keep_unwritten(run.job.name, status, error)
+                    raise
+                if store_error is not None:
+                    run.store_error = store_error
+                    self._keep_unwritten(run.job.name, status, error)
+            with self._lock:
+                told, run.end_callbacks = run.end_callbacks or [], None
+            for callback in told:  # waits made from the event thread: they cannot wait for its delivery
+                _tell(callback, run)
+            self._publish(events)
+            handler = self._error_handler
+            if handler is not None and (error is not None or run.store_error is not None):
+                self._bus.call_soon(lambda: self._report_error(run, handler))
+            elif error is not None and self._log_failures and run.outcome != "cancelled":
+                log.error("jobmanager_nb: job %r failed (run %s):\n%s", run.job.name, run.run_id, error)
+            elif run.store_error is not None and self._log_failures:
+                log.error("jobmanager_nb: %s", run.store_error)
+        finally:
+            self._bus.after_delivery(lambda: self._release(run))
 
     def _retry_due(self, run: RunState, attempt: int) -> None:
         """The backoff of ``attempt`` is over: the next attempt is queued and dispatched."""
@@ -749,6 +793,10 @@ class JobManager:
             if not advance(run, "released"):
                 return
             callbacks, run.callbacks = run.callbacks or [], None
+            if run.job.last_run is not run:
+                run.exc = None  # a newer run of its job has ended: this one keeps the traceback text only
+            elif len(self._with_exc) > HISTORY_EXC_LIMIT:
+                self._trim_exceptions()
             self._active_count -= 1
             idle: list[Callable[[], None]] = []
             if self._active_count == 0 and self._idle_waiters:
@@ -1041,7 +1089,12 @@ class JobManager:
         return self._clock
 
     def has_executed_successfully(self, name: str) -> bool:
-        """True when a one-off record for ``name`` exists and has not failed."""
+        """True when a one-off record for ``name`` exists and has not failed (an ending the store refused
+        to record counts as recorded: this manager keeps it until the store takes it)."""
+        with self._lock:
+            unwritten = self._unwritten.get(name)
+        if unwritten is not None:
+            return unwritten[0] == "finished"
         record = self._store.get(name)
         return record is not None and record.has_executed_successfully
 
@@ -1114,6 +1167,12 @@ class JobManager:
                     f'No job named "{name}" has been added to this manager, so waiting for it would never end. '
                     f"Known jobs: {names}. To wait for a job that will be added later, pass timeout=."
                 )
+        if name is None and self._bus.on_bus_thread:
+            raise JobManagerError(
+                "wait_all() and all_settled() cannot run in an event subscriber, error_handler or "
+                "worker_message_handler: that thread delivers the events they would wait for. Wait for one job "
+                "with wait(name), or call wait_all() from your own thread."
+            )
         current = self._inline.running_sync
         if current is None or running_loop() is not self._loop:
             return
@@ -1261,8 +1320,11 @@ class JobManager:
 
     def _shutdown_sync(self, timeout: float | None) -> None:
         with self._lock:
-            if self._closed:
-                return
+            closed = self._closed
+        if closed:  # closed before: only what the store refused then is left to do
+            self._finish_store()
+            return
+        with self._lock:
             self._closing = True
             for job in self._jobs.values():
                 if job.timer is not None:
@@ -1296,6 +1358,10 @@ class JobManager:
                 elif not self._inline.cancel(run):
                     self._cancel_run(run, "shut down")
             done.wait(5.0)
+            with self._lock:
+                left = [r for j in self._jobs.values() for r in j.active.values()]
+            for run in left:  # nothing answers for it any more: end it, so that its waiters hear
+                self._end(run, run.attempt, "cancelled", error="still running when the manager shut down", retry=False)
         if self._executor is not None and self._owns_executor:
             self._executor.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
@@ -1303,21 +1369,31 @@ class JobManager:
         with self._lock:
             self._closed = True
         self._inline.close()
-        unwritten = self._flush_unwritten()
-        if self._owns_store:
-            close = getattr(self._store, "close", None)
-            if callable(close):
-                close()
         if self._loop_thread is not None:
             self._loop_thread.stop()
+        try:
+            self._finish_store()
+        finally:
+            if timed_out:
+                raise TimeoutError(f"Jobs still running {bound:g} s after shutdown began were stopped: {stuck}.")
+
+    def _finish_store(self) -> None:
+        """Write the endings the store refused, then close the store if the manager made it. While the store
+        still refuses, it stays open and :class:`StoreError` says so: calling :meth:`close` again once the
+        disk has room (or the folder is writable) writes them."""
+        unwritten = self._flush_unwritten()
         if unwritten:
             raise StoreError(
                 f"The store {_store_location(self._store)} still refuses to record how these one-off jobs ended: "
-                f"{', '.join(sorted(unwritten))}. Their records still say started; once the store is writable, "
-                "mark them by hand, or they will be reconciled as interrupted (and may run again)."
+                f"{', '.join(sorted(unwritten))}. Their records still say started. Free space (or make the folder "
+                "writable) and call close() again to write them; otherwise the next kernel will reconcile them as "
+                "interrupted, and they may run again."
             )
-        if timed_out:
-            raise TimeoutError(f"Jobs still running {bound:g} s after shutdown began were stopped: {stuck}.")
+        if self._owns_store and not self._store_closed:
+            self._store_closed = True
+            close = getattr(self._store, "close", None)
+            if callable(close):
+                close()
 
     def __enter__(self) -> JobManager:
         return self

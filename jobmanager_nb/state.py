@@ -27,7 +27,8 @@ __all__ = [
     "HISTORY_EXC_LIMIT",
     "HISTORY_LIMIT",
     "HISTORY_OUTPUT_LIMIT",
-    "OUTPUT_LIMIT",     "JobDefinition",
+    "OUTPUT_LIMIT",
+    "JobDefinition",
     "JobState",
     "RunState",
     "job_info",
@@ -98,6 +99,7 @@ class RunState:
         "result",
         "retry_at",
         "retry_timer",
+        "returned",
         "run_id",
         "scheduled_for",
         "started_at",
@@ -126,6 +128,7 @@ class RunState:
         self.output_size = 0
         self.output_dropped = 0
         self.cancel_requested = False
+        self.returned = False  # the job's code returned normally (a one-off is then recorded finished)
         self.timed_out_attempt = 0  # the attempt the manager's timeout stopped, if any
         self.handle: RunHandle | None = None
         self.task: asyncio.Future[Any] | None = None

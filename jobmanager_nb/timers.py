@@ -43,7 +43,10 @@ class Timers:
 
     def __init__(self, clock: Clock, *, thread_name: str = "jobmanager_nb-timers") -> None:
         self._clock = clock
-        self._cond = threading.Condition(threading.Lock())
+        # ``with self._lock`` (a C lock) rather than ``with self._cond``: Condition.__enter__ is Python code,
+        # and an Interrupt landing in it after the acquire would leave the lock held for ever.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._heap: list[tuple[datetime, int, TimerHandle]] = []
         self._seq = itertools.count()
         self._stopped = False
@@ -54,7 +57,7 @@ class Timers:
     def call_at(self, when: datetime, callback: Callable[[], None]) -> TimerHandle:
         """Run ``callback`` on the timer thread once the clock reaches ``when`` (aware)."""
         handle = TimerHandle(when, callback)
-        with self._cond:
+        with self._lock:
             if self._stopped:
                 raise RuntimeError("the timers were stopped")
             heapq.heappush(self._heap, (when, next(self._seq), handle))
@@ -67,7 +70,7 @@ class Timers:
 
     def stop(self) -> None:
         """Drop every pending call and end the thread (waits for a callback in progress)."""
-        with self._cond:
+        with self._lock:
             self._stopped = True
             self._heap.clear()
             self._cond.notify()
@@ -78,17 +81,17 @@ class Timers:
 
     @property
     def pending(self) -> int:
-        with self._cond:
+        with self._lock:
             return sum(1 for _, _, h in self._heap if not h.cancelled)
 
     def _wake(self) -> None:
-        with self._cond:
+        with self._lock:
             self._cond.notify()
 
     def _run(self) -> None:
         real = self._clock.is_real
         while True:
-            with self._cond:
+            with self._lock:
                 while True:
                     if self._stopped:
                         return

@@ -27,6 +27,7 @@ from jobmanager_nb import (
     JobManager,
     JobManagerError,
     JobNotFoundError,
+    MemoryStore,
     OneOffAlreadyExecutedError,
     StoreError,
     TinyDBStore,
@@ -389,6 +390,112 @@ def test_a_job_that_returns_cleanly_after_seeing_its_cancel_ends_cancelled() -> 
         assert ended_run(m, "stops_when_cancelled").outcome == "cancelled"
     finally:
         m.close(timeout=10)
+
+
+# Found in review -----------------------------------------------------------------------------------
+
+
+class InterruptingStore(MemoryStore):
+    """A memory store whose next write of ``status`` raises KeyboardInterrupt (an Interrupt landing while a
+    record is written), once."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__()
+        self.status = status
+
+    def _interrupt(self, status: str) -> None:
+        if self.status == status:
+            self.status = ""
+            raise KeyboardInterrupt
+
+    def mark_started(self, name, owner):  # type: ignore[no-untyped-def]
+        self._interrupt("started")
+        return super().mark_started(name, owner)
+
+    def mark_finished(self, name):  # type: ignore[no-untyped-def]
+        self._interrupt("finished")
+        return super().mark_finished(name)
+
+
+def test_an_interrupt_while_an_inline_one_offs_start_is_recorded_leaves_the_queue_working() -> None:
+    m = JobManager(InterruptingStore("started"))
+    try:
+        m.add_one_off_job(lambda: "never", name="first", offloaded=False)
+        run = ended_run(m, "first")
+        assert run.outcome == "cancelled" and run.started_at is None
+        m.add_job(lambda: "after", name="after", offloaded=False)
+        assert m.wait("after", WAIT).result == "after"
+    finally:
+        m.close(timeout=5)
+
+
+def test_an_interrupt_while_a_one_offs_ending_is_recorded_still_releases_it_and_writes_it_later() -> None:
+    store = InterruptingStore("finished")
+    m = JobManager(store)
+    try:
+        m.add_one_off_job(lambda: "done", name="once", offloaded=False)
+        m.wait_all(WAIT)  # released although the write was interrupted
+        assert m.job("once").last_run.outcome == "finished"
+        assert m.has_executed_successfully("once")
+    finally:
+        m.close(timeout=5)  # writes the kept ending
+    assert store.get("once").status == "finished"  # type: ignore[union-attr]
+
+
+def test_a_one_off_whose_code_returned_after_a_cancel_is_recorded_finished(tmp_path: Path) -> None:
+    """Shown as cancelled (it stopped when asked), recorded finished (its code completed): never run twice."""
+    path = tmp_path / "jobs.json"
+    ready = threading.Event()
+    with JobManager(path, worker_message_handler=lambda message: ready.set()) as m:
+        m.add_one_off_job(lifecycle_jobs.stop_when_asked, name="migrate")
+        assert ready.wait(WAIT)
+        m.cancel("migrate")
+        run = ended_run(m, "migrate")
+        assert (run.outcome, run.result) == ("cancelled", "stopped")
+    assert TinyDBStore(path).get("migrate").status == "finished"  # type: ignore[union-attr]
+    with JobManager(path) as later, pytest.raises(OneOffAlreadyExecutedError):
+        later.add_one_off_job(lifecycle_jobs.stop_when_asked, name="migrate")
+
+
+def test_close_again_writes_what_the_store_refused_the_first_time(tmp_path: Path) -> None:
+    with write_fault(errno.ENOSPC, tmp_path) as fault:
+        path = fault.folder / "jobs.json"
+        m = JobManager(path, error_handler=lambda error, meta: None)
+
+        def fills_the_disk() -> str:
+            fault.start()
+            return "done"
+
+        m.add_one_off_job(fills_the_disk, name="report", offloaded=False)
+        assert m.wait("report", WAIT).result == "done"
+        with pytest.raises(StoreError, match="call close\\(\\) again"):
+            m.close(timeout=5)
+        fault.clear()
+        m.close(timeout=5)
+        assert TinyDBStore(path).get("report").status == "finished"  # type: ignore[union-attr]
+
+
+def test_wait_all_in_a_subscriber_is_refused_instead_of_wedging_the_events() -> None:
+    m = JobManager()
+    raised: list[BaseException] = []
+    told = threading.Event()
+
+    def subscriber(event: Event) -> None:
+        if event.kind == "finished":
+            try:
+                m.wait_all(timeout=1)
+            except JobManagerError as exc:
+                raised.append(exc)
+            told.set()
+
+    m.subscribe(subscriber)
+    try:
+        m.add_job(lambda: None, name="one", offloaded=False)
+        assert told.wait(WAIT) and "wait(name)" in str(raised[0])
+        m.add_job(lambda: 2, name="two", offloaded=False)
+        assert m.wait("two", WAIT).result == 2  # the events still flow
+    finally:
+        m.close(timeout=5)
 
 
 # 7. Output past the cap turns quadratic ----------------------------------------------------------

@@ -244,6 +244,19 @@ class InlineRunner:
         outcome: Outcome | None = None,
     ) -> None:
         self._active -= 1
+        # What the manager does next (its failure log, the events) is not the job's output: leave the run's
+        # context first, so that none of it is captured into the run.
+        sink_token = capture.active_sink.set(None)
+        context_token = _current.set(None)
+        try:
+            self._report(run, attempt, result, exc, outcome)
+        finally:
+            _current.reset(context_token)
+            capture.active_sink.reset(sink_token)
+
+    def _report(
+        self, run: RunState, attempt: int, result: Any, exc: BaseException | None, outcome: Outcome | None
+    ) -> None:
         if exc is None:
             self._finish(run, attempt, "finished", result=result)
             return

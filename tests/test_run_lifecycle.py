@@ -498,6 +498,26 @@ def test_wait_all_in_a_subscriber_is_refused_instead_of_wedging_the_events() -> 
         m.close(timeout=5)
 
 
+def test_the_managers_own_failure_log_is_not_captured_into_the_failed_runs_output() -> None:
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)  # as a notebook's logging setup writes to stderr
+    logging.getLogger("jobmanager_nb").addHandler(handler)
+    m = JobManager()
+    try:
+
+        def fails() -> None:
+            print("the job's own line")
+            raise ValueError("boom")
+
+        m.add_job(fails, offloaded=False)
+        run = ended_run(m, "fails")
+        assert run.output == "the job's own line\n"
+    finally:
+        logging.getLogger("jobmanager_nb").removeHandler(handler)
+        m.close(timeout=5)
+
+
 # 7. Output past the cap turns quadratic ----------------------------------------------------------
 
 

@@ -56,7 +56,7 @@ def boot_id() -> str:
 def old_format(owner: Owner) -> Owner:
     """``owner`` as a record written by an older version sees it: no start_ticks, no boot_id."""
     data = owner.to_dict()
-    del data["start_ticks"], data["boot_id"]
+    del data["start_ticks"], data["boot_id"], data["pid_ns"]
     return Owner.from_dict(data)
 
 
@@ -71,6 +71,19 @@ def test_current_owner_records_the_start_in_ticks_since_boot_and_the_boot_id():
     owner = current_owner()
     assert owner.start_ticks == proc_start_ticks(os.getpid())
     assert owner.boot_id == boot_id()
+
+
+def test_current_owner_records_its_pid_namespace_and_json_keeps_it_only_when_known():
+    owner = current_owner()
+    st = os.stat("/proc/self/ns/pid")
+    assert owner.pid_ns == (st.st_dev, st.st_ino)
+    assert owner.to_dict()["pid_ns"] == [st.st_dev, st.st_ino]
+    assert Owner.from_dict(json.loads(json.dumps(owner.to_dict()))) == owner
+    unknown = dataclasses.replace(owner, pid_ns=None)
+    assert "pid_ns" not in unknown.to_dict() and Owner.from_dict(unknown.to_dict()) == unknown
+    for bad in ([1], [1, -2], ["4", 5], [True, 5], 7, "4:5"):
+        with pytest.raises(ValueError, match="pid_ns"):
+            Owner.from_dict({**owner.to_dict(), "pid_ns": bad})
 
 
 def test_this_process_is_alive():
@@ -122,7 +135,12 @@ def test_without_proc_the_wall_clock_start_decides(monkeypatch, missing):
 
 
 def test_another_host_cannot_be_judged():
-    assert owner_state(dataclasses.replace(current_owner(), hostname="elsewhere.example")) == "elsewhere"
+    """Another hostname with another boot id, or with no boot id to compare (another platform)."""
+    other = dataclasses.replace(
+        current_owner(), hostname="elsewhere.example", boot_id="00000000-0000-4000-8000-000000000000"
+    )
+    assert owner_state(other) == "elsewhere"
+    assert owner_state(dataclasses.replace(other, boot_id=None, start_ticks=None, pid_ns=None)) == "elsewhere"
 
 
 def test_a_child_that_exited_is_gone():
@@ -144,3 +162,105 @@ def test_a_killed_child_not_yet_reaped_is_gone():
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.close()
     proc.stdout.close()
+
+
+OTHER_NS = (4, 1)  # no real pid namespace has inode 1
+
+
+def in_new_pid_namespace(code: str) -> subprocess.Popen[bytes] | None:
+    """``code`` run by Python as pid 1 of a new pid namespace (``unshare``), or None if that is refused."""
+    from pathlib import Path
+
+    import jobmanager_nb
+
+    env = {**os.environ, "PYTHONPATH": str(Path(jobmanager_nb.__file__).resolve().parents[1])}
+    try:
+        proc = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+    except OSError:
+        return None
+    return proc
+
+
+CLAIM_IN_NAMESPACE = (
+    "import json, sys; from jobmanager_nb.store import TinyDBStore, current_owner; "
+    "s = TinyDBStore(sys.argv[1]); s.claim('nightly', current_owner()); "
+    "r = s.mark_started('nightly', current_owner()); "
+    "print(json.dumps(r.owner.to_dict()), flush=True); sys.stdin.readline()"
+)
+
+
+def test_a_live_kernel_in_another_pid_namespace_is_elsewhere_and_its_one_off_does_not_run_twice(tmp_path):
+    """A container sharing the host's hostname (UTS namespace), boot id and notebook folder, with its own
+    pid namespace: its pid means another process here (pid 1 is this machine's init), so judging it by
+    that pid would call it gone and run its one-off a second time."""
+    from jobmanager_nb.errors import OneOffAlreadyExecutedError
+    from jobmanager_nb.store import TinyDBStore
+
+    path = tmp_path / "jobs.json"
+    proc = in_new_pid_namespace(CLAIM_IN_NAMESPACE.replace("sys.argv[1]", repr(str(path))))
+    line = proc.stdout.readline() if proc is not None and proc.stdout is not None else b""
+    try:
+        if line:
+            owner = Owner.from_dict(json.loads(line))
+            assert owner.pid == 1 and owner.hostname == socket.gethostname() and owner.boot_id == boot_id()
+            assert owner.pid_ns is not None and owner.pid_ns != current_owner().pid_ns
+        else:  # unshare refused (no privilege): the same owner, crafted
+            owner = dataclasses.replace(current_owner(), pid=1, start_ticks=0, pid_ns=OTHER_NS)
+            store = TinyDBStore(path)
+            store.claim("nightly", owner)
+            store.mark_started("nightly", owner)
+        assert owner_state(owner) == "elsewhere"
+        store = TinyDBStore(path)  # opening reconciles
+        assert store.reconciled == [] and store.get("nightly").status == "started"
+        with pytest.raises(OneOffAlreadyExecutedError):
+            store.claim("nightly", current_owner())
+        assert store.reconcile() == [] and not store.has_executed_successfully("other")
+        assert store.has_executed_successfully("nightly")
+    finally:
+        if proc is not None:
+            proc.communicate(b"\n", timeout=30)
+
+
+def test_an_owner_recorded_in_another_pid_namespace_is_elsewhere_whatever_its_pid_shows():
+    me = current_owner()
+    assert owner_state(dataclasses.replace(me, pid_ns=OTHER_NS)) == "elsewhere"  # pid alive here
+    assert owner_state(dataclasses.replace(me, pid=1, start_ticks=0, pid_ns=OTHER_NS)) == "elsewhere"
+    assert owner_state(dataclasses.replace(old_format(me), pid_ns=OTHER_NS)) == "elsewhere"
+
+
+def test_when_this_process_cannot_read_its_pid_namespace_an_owner_that_has_one_is_elsewhere(monkeypatch):
+    proc, owner = spawn_owner()
+    proc.communicate(b"\n", timeout=30)
+    monkeypatch.setattr(ownership, "_PID_NS", "/nonexistent-proc/self/ns/pid")
+    assert owner_state(owner) == "elsewhere"  # cannot tell: never fail it on a guess
+    assert owner_state(dataclasses.replace(owner, pid_ns=None)) == "gone"
+
+
+def test_a_hostname_changed_since_on_the_same_boot_is_the_same_machine():
+    renamed = dataclasses.replace(current_owner(), hostname="before-the-rename.example")
+    assert owner_state(renamed) == "alive"
+    proc, owner = spawn_owner()
+    proc.communicate(b"\n", timeout=30)
+    assert owner_state(dataclasses.replace(owner, hostname="before-the-rename.example")) == "gone"
+
+
+def test_another_boot_id_is_a_reboot_on_this_hostname_and_another_machine_on_another():
+    other_boot = dataclasses.replace(current_owner(), boot_id="00000000-0000-4000-8000-000000000000")
+    assert owner_state(other_boot) == "gone"
+    assert owner_state(dataclasses.replace(other_boot, hostname="elsewhere.example")) == "elsewhere"
+
+
+def test_an_owner_without_a_namespace_on_this_boot_with_another_hostname_is_elsewhere():
+    """A record without ``pid_ns`` (an older version) from a container with its own hostname: the boot
+    id matches, but its pid may be in another namespace, so it cannot be judged."""
+    proc, owner = spawn_owner()
+    proc.communicate(b"\n", timeout=30)
+    no_ns = dataclasses.replace(owner, pid_ns=None)
+    assert owner_state(no_ns) == "gone"
+    assert owner_state(dataclasses.replace(no_ns, hostname="container.example")) == "elsewhere"

@@ -13,8 +13,11 @@ later one that reuses the pid, the hostname and a random token:
   moves when the wall clock is stepped (NTP, resume from suspend), and a step of a fraction of a second
   can move it by a whole second. Elsewhere it is stamped at process start and does not move.
 
-``create_time`` is recorded on every platform, for display and as that fallback. psutil is imported on
-first use, so importing this module costs nothing.
+``create_time`` is recorded on every platform, for display and as that fallback. On Linux the owner's pid
+namespace is recorded too (``pid_ns``): a kernel in a container that shares the host's hostname, boot id
+and notebook folder counts its pids in another namespace, where looking its pid up here would find
+another process or none. An owner in another namespace is ``"elsewhere"``, like one on another host.
+psutil is imported on first use, so importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ OwnerState = Literal["alive", "gone", "elsewhere"]
 
 _PROC = "/proc"
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_PID_NS = "/proc/self/ns/pid"
 
 _lock = threading.Lock()
 _current: Owner | None = None
@@ -49,7 +53,8 @@ _current: Owner | None = None
 def current_owner() -> Owner:
     """The :class:`Owner` describing this process (one token per process, renewed after a fork).
 
-    On Linux it carries the boot-relative identity (``start_ticks``, ``boot_id``); elsewhere those are None.
+    On Linux it carries the boot-relative identity (``start_ticks``, ``boot_id``) and the pid namespace
+    (``pid_ns``); elsewhere those are None.
     """
     global _current
     with _lock:
@@ -66,29 +71,45 @@ def current_owner() -> Owner:
                 token=secrets.token_hex(8),
                 start_ticks=stat[1] if exact and stat is not None else None,
                 boot_id=boot_id if exact else None,
+                pid_ns=_pid_ns(),
             )
         return _current
 
 
 def owner_state(owner: Owner) -> OwnerState:
-    """``"alive"``, ``"gone"``, or ``"elsewhere"`` (another host: this process cannot tell).
+    """``"alive"``, ``"gone"``, or ``"elsewhere"`` (another machine or pid namespace: this process cannot tell).
 
-    Alive means: same host, a process with that pid exists, is not a zombie, and is the recorded one.
-    When the owner has ``start_ticks`` and ``boot_id`` and this machine has a boot id, "the recorded one"
-    is decided exactly by those (a different boot id is gone); otherwise by ``create_time`` within
-    :data:`CREATE_TIME_TOLERANCE`. A process we may not inspect counts as alive (never fail someone
-    else's job on a guess).
+    Which machine: when both sides have a boot id, it decides (a hostname may change while the machine
+    runs): the same boot id is this machine; another one with the same hostname is this machine since
+    rebooted (gone); another one with another hostname is another machine. Without boot ids the hostname
+    decides. On this machine, the pid means something only in the owner's pid namespace: an owner whose
+    recorded namespace is not this process's (or this process's cannot be read) is elsewhere, as is one
+    without a recorded namespace whose hostname differs though the boot id matches (a container).
+
+    Alive means: a process with that pid exists, is not a zombie, and is the recorded one. When the owner
+    has ``start_ticks`` and ``boot_id`` and this machine has a boot id, "the recorded one" is decided
+    exactly by those; otherwise by ``create_time`` within :data:`CREATE_TIME_TOLERANCE`. A process we may
+    not inspect counts as alive (never fail someone else's job on a guess).
     """
-    if owner.hostname != socket.gethostname():
-        return "elsewhere"
-    if owner.start_ticks is not None and owner.boot_id is not None:
-        boot_id = _boot_id()
-        if boot_id is not None:
-            if boot_id != owner.boot_id:
-                return "gone"
-            state = _state_by_ticks(owner.pid, owner.start_ticks)
-            if state is not None:
-                return state
+    boot_id = _boot_id() if owner.boot_id is not None else None
+    same_host = owner.hostname == socket.gethostname()
+    if boot_id is not None and owner.boot_id is not None:
+        if boot_id != owner.boot_id:
+            return "gone" if same_host else "elsewhere"
+        same_boot = True
+    else:
+        if not same_host:
+            return "elsewhere"
+        same_boot = False
+    if owner.pid_ns is not None:
+        if _pid_ns() != owner.pid_ns:
+            return "elsewhere"
+    elif not same_host:
+        return "elsewhere"  # same kernel, other hostname, namespace unknown: likely a container
+    if same_boot and owner.start_ticks is not None:
+        state = _state_by_ticks(owner.pid, owner.start_ticks)
+        if state is not None:
+            return state
     return _state_by_create_time(owner)
 
 
@@ -154,6 +175,15 @@ def _read_proc_stat(pid: int) -> tuple[str, int] | None:
         return fields[0].decode("ascii"), int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def _pid_ns() -> tuple[int, int] | None:
+    """This process's pid namespace as ``(st_dev, st_ino)`` of ``/proc/self/ns/pid``, or None without it."""
+    try:
+        st = os.stat(_PID_NS)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _boot_id() -> str | None:

@@ -70,7 +70,10 @@ class Owner:
     ``start_ticks`` (the start in clock ticks since boot) and ``boot_id`` (which boot of the machine) are
     the exact, clock-independent identity on Linux; they are ``None`` where ``/proc`` is missing and in
     records written by older versions, which then fall back to ``create_time`` (wall-clock seconds, also
-    shown to people). See :func:`~jobmanager_nb.store.ownership.owner_state`.
+    shown to people). ``pid_ns`` is the pid namespace the pid belongs to (``(st_dev, st_ino)`` of
+    ``/proc/self/ns/pid``): a kernel in a container that shares the host's hostname and boot id counts
+    its pids in another namespace. It is ``None`` where unknown (no ``/proc``, older records). See
+    :func:`~jobmanager_nb.store.ownership.owner_state`.
     """
 
     pid: int
@@ -79,6 +82,7 @@ class Owner:
     token: str
     start_ticks: int | None = None
     boot_id: str | None = None
+    pid_ns: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; the Linux identity fields appear only when known (older readers ignore them)."""
@@ -92,11 +96,13 @@ class Owner:
             data["start_ticks"] = self.start_ticks
         if self.boot_id is not None:
             data["boot_id"] = self.boot_id
+        if self.pid_ns is not None:
+            data["pid_ns"] = list(self.pid_ns)
         return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Owner:
-        """The inverse of :meth:`to_dict`; accepts the older form without ``start_ticks``/``boot_id``."""
+        """The inverse of :meth:`to_dict`; accepts older forms without ``start_ticks``/``boot_id``/``pid_ns``."""
         if not isinstance(data, dict):
             raise ValueError(f"owner must be an object, not {type(data).__name__}")
         pid, create_time = data.get("pid"), data.get("create_time")
@@ -114,6 +120,7 @@ class Owner:
             raise ValueError(f"owner.start_ticks must be a non-negative integer or null, not {start_ticks!r}")
         if boot_id is not None and (not isinstance(boot_id, str) or not boot_id):
             raise ValueError(f"owner.boot_id must be a non-empty string or null, not {boot_id!r}")
+        pid_ns = _pid_ns_from_json(data.get("pid_ns"))
         return cls(
             pid=pid,
             create_time=float(create_time),
@@ -121,10 +128,24 @@ class Owner:
             token=token,
             start_ticks=start_ticks,
             boot_id=boot_id,
+            pid_ns=pid_ns,
         )
 
     def describe(self) -> str:
         return f"pid {self.pid} on {self.hostname}"
+
+
+def _pid_ns_from_json(value: Any) -> tuple[int, int] | None:
+    """``owner.pid_ns`` as stored (``[st_dev, st_ino]`` or null) as a tuple; ValueError when malformed."""
+    if value is None:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        return (value[0], value[1])
+    raise ValueError(f"owner.pid_ns must be two non-negative integers or null, not {value!r}")
 
 
 @dataclass(frozen=True)

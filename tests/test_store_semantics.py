@@ -11,7 +11,14 @@ import pytest
 
 from jobmanager_nb.clock import FakeClock
 from jobmanager_nb.errors import InvalidRecordError, JobNotFoundError, OneOffAlreadyExecutedError
-from jobmanager_nb.store import MAX_ERROR_CHARS, MemoryStore, OneOffStore, TinyDBStore, current_owner
+from jobmanager_nb.store import (
+    MAX_ERROR_CHARS,
+    MemoryStore,
+    OneOffStore,
+    TinyDBStore,
+    current_owner,
+    owner_state,
+)
 
 
 @pytest.fixture(params=["memory", "tinydb"])
@@ -143,6 +150,24 @@ def test_has_executed_successfully_follows_ghost(store, owner):
     store.claim("b", owner)
     store.mark_failed("b", "boom")
     assert store.has_executed_successfully("b") is False
+
+
+def test_has_executed_successfully_is_false_for_an_orphan_that_claim_would_rerun(store, owner):
+    """A queued/started record whose owner is gone (a dead kernel): claim reruns it, so it has not run."""
+    assert owner.start_ticks is not None
+    gone = dataclasses.replace(owner, token="dead", start_ticks=owner.start_ticks + 1)  # a reused pid
+    assert owner_state(gone) == "gone"
+    store.claim("queued-by-the-dead", gone)
+    store.claim("started-by-the-dead", gone)
+    store.mark_started("started-by-the-dead", gone)
+    for name in ("queued-by-the-dead", "started-by-the-dead"):
+        assert store.has_executed_successfully(name) is False
+        assert store.get(name).status in ("queued", "started")  # asking writes nothing
+        assert store.claim(name, owner).status == "queued"  # and claim does rerun it
+        assert store.get(name).owner == owner
+    elsewhere = dataclasses.replace(gone, hostname="elsewhere.example", boot_id=None, pid_ns=None)
+    store.claim("elsewhere", elsewhere)
+    assert store.has_executed_successfully("elsewhere") is True  # cannot tell: it may be running
 
 
 @pytest.mark.parametrize(

@@ -141,9 +141,11 @@ class StoreBase(ABC):
     # -- helpers beyond the interface ---------------------------------------------------------------
 
     def has_executed_successfully(self, name: str) -> bool:
-        """True when a record exists and is not ``failed`` (``queued`` and ``started`` count too)."""
+        """True when a record exists and is not ``failed`` (``queued`` and ``started`` count too), and is
+        not orphaned: a ``queued``/``started`` record whose owner is gone is what :meth:`claim` would
+        rerun, so it answers False, as a ``failed`` one does (it is not written ``failed`` here)."""
         record = self.get(name)
-        return record is not None and record.has_executed_successfully
+        return record is not None and record.has_executed_successfully and not _orphaned(record)
 
     def reconcile(self) -> list[OneOffRecord]:
         """Mark ``queued``/``started`` records whose owning process is gone as ``failed``; return them.

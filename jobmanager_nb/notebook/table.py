@@ -385,6 +385,7 @@ class JobTable:
         else:
             self._say("")
         self._mark(name)
+        self.flush()  # show the click's effect now, not at the flusher's next turn (up to 0.1 s later)
 
     def _rerun(self, name: str) -> None:
         """The Rerun button: exactly ``%job rerun NAME`` (this kernel's one-off, or an earlier kernel's)."""

@@ -367,3 +367,49 @@ def test_failing_writes_covers_only_its_folder_and_its_sites_and_restores_os(tmp
     assert injected.hits == [("open", str(inside / "a"))]
     assert [getattr(os, n) for n in ("open", "write", "fsync", "replace", "mkdir", "unlink")] == originals
     assert set(WRITE_SITES) >= {"open", "write", "fsync", "fsync_dir", "replace", "mkdir", "unlink"}
+
+
+@pytest.mark.parametrize("call", ["fstat", "read", "lseek", "close"])
+@pytest.mark.parametrize("cached", [True, False], ids=["cache-up-to-date", "changed-by-another-store"])
+def test_an_io_error_reading_the_file_is_a_store_error_naming_the_file_and_the_os_error(
+    tmp_path, monkeypatch, call, cached
+):
+    """Every OS call of a read, not only the open: an EIO is a StoreError naming the file and the error
+    (a read is not a write: never a StoreWriteError), the file is unchanged and the retry succeeds."""
+    store = TinyDBStore(tmp_path / "jobs.json")
+    store.claim("job", current_owner())
+    if not cached:  # another store's write: this one must re-read the whole file (lseek and read)
+        TinyDBStore(store.path).claim("other", current_owner())
+    before = store.path.read_bytes()
+    real = getattr(os, call)
+    hits: list[str] = []
+
+    def failing(fd: int, *args: object) -> object:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(store.path):
+            hits.append(call)
+            if call == "close":
+                real(fd)  # the fd is closed (as the kernel does even when close reports EIO)
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real(fd, *args)
+
+    monkeypatch.setattr(os, call, failing)
+    if call == "lseek" and cached:
+        # an up-to-date cache reads only the header: no lseek to fail
+        assert store.get("job") is not None and hits == []
+        return
+    attempts: list[Callable[[], object]] = [
+        lambda: store.get("job"),
+        store.records,
+        lambda: store.claim("new", current_owner()),
+    ]
+    for attempt in attempts:
+        hits.clear()
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        assert hits and not isinstance(caught.value, StoreWriteError)
+        assert str(store.path) in str(caught.value) and "EIO: Input/output error" in str(caught.value)
+        assert "Check the disk holding it" in str(caught.value)
+        assert isinstance(caught.value.__cause__, OSError)
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before
+    assert store.get("job") is not None and store.claim("new", current_owner()).status == "queued"

@@ -14,7 +14,9 @@ its JSONStorage rewrites the file in place (a kill mid-write truncates it) and d
 still read the file.
 
 Any ``OSError`` while creating the folder or file, taking the lock or writing becomes a
-:class:`~jobmanager_nb.errors.StoreWriteError` naming the file, the OS error and the fix. A failed change
+:class:`~jobmanager_nb.errors.StoreWriteError` naming the file, the OS error and the fix; one while
+reading the file (opening, ``fstat``, ``read``, ``lseek``) a :class:`~jobmanager_nb.errors.StoreError`
+(not a ``StoreWriteError``) naming the file and the OS error. A failed change
 leaves the file as it was and the cache as it was (the cache only follows a write that landed), so the
 same call succeeds once the fault is gone.
 """
@@ -211,21 +213,21 @@ class TinyDBStore(StoreBase):
             self._forget()
             return
         except OSError as exc:
-            raise StoreError(
-                f"Could not read the one-off store {self._path} ({_os_error_text(exc)}). Check that this "
-                "user may read it, or choose another path with JobManager(store=...)."
-            ) from exc
+            raise self._read_error(exc) from exc
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise StoreError(f"Cannot use {self._path} as a one-off job store: it is not a regular file.")
-            key = (st.st_ino, st.st_mtime_ns, st.st_size)
-            if key == self._key and self._marker in os.read(fd, _HEAD_BYTES):
-                return
-            os.lseek(fd, 0, os.SEEK_SET)
-            data = _read_all(fd, st.st_size)
-        finally:
-            os.close(fd)
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise StoreError(f"Cannot use {self._path} as a one-off job store: it is not a regular file.")
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if key == self._key and self._marker in os.read(fd, _HEAD_BYTES):
+                    return
+                os.lseek(fd, 0, os.SEEK_SET)
+                data = _read_all(fd, st.st_size)
+            finally:
+                os.close(fd)
+        except OSError as exc:  # EIO and the like, on fstat, read, lseek or close
+            raise self._read_error(exc) from exc
         if not data:  # a 0-byte file (e.g. `touch`ed): treat as a new store
             self._forget()
             return
@@ -297,6 +299,14 @@ class TinyDBStore(StoreBase):
     def _write_error(self, exc: OSError) -> StoreWriteError:
         """The :class:`StoreWriteError` for ``exc``: the file, the OS error, the fix, and what became of it."""
         return StoreWriteError(_write_error_message(self._path, exc, opening=self._opening), self._path, exc)
+
+    def _read_error(self, exc: OSError) -> StoreError:
+        """The :class:`StoreError` for a failed read: the file, the OS error and the fix for its kind."""
+        if exc.errno in _READ_ONLY_ERRNOS:
+            fix = "Check that this user may read it, or choose another path with JobManager(store=...)."
+        else:
+            fix = "Check the disk holding it, or choose another path with JobManager(store=...)."
+        return StoreError(f"Could not read the one-off store {self._path} ({_os_error_text(exc)}). {fix}")
 
     def _corrupt(self, what: str, *, fix: str = "") -> CorruptStoreError:
         fix = fix or (

@@ -264,6 +264,80 @@ def test_a_real_permission_denied_folder_is_refused_at_open_with_a_store_error(t
         shutil.rmtree(folder)
 
 
+def test_a_writable_file_in_a_folder_this_user_may_not_write_is_refused_at_open_not_at_the_first_claim(tmp_path):
+    """The file and its lock file exist and are writable by everyone, but the folder (0755, root's) is
+    not this user's: every change renames a new file into the folder, so opening must refuse it, not
+    the first claim. A child drops to an ordinary user when it is root (root ignores permission bits);
+    otherwise the folder's EACCES is injected."""
+    import shutil
+    import subprocess
+    import sys
+
+    import jobmanager_nb
+
+    folder = Path(tempfile.mkdtemp(prefix="jobmanager-notmine-"))  # in /tmp, which any user can enter
+    try:
+        path = folder / "jobs.json"
+        TinyDBStore(path)
+        for made in (path, Path(f"{path}.lock")):
+            made.chmod(0o666)
+        folder.chmod(0o755)
+        before = path.read_bytes()
+        if os.geteuid() == 0:
+            code = (
+                "import os, sys\n"
+                "from jobmanager_nb.errors import StoreWriteError\n"
+                "from jobmanager_nb.store import TinyDBStore, current_owner\n"
+                "TinyDBStore(sys.argv[2]); current_owner()\n"
+                "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
+                "try:\n"
+                "    store = TinyDBStore(sys.argv[1])\n"
+                "except StoreWriteError as exc:\n"
+                "    print(type(exc.os_error).__name__, exc.path, exc, sep='\\n')\n"
+                "else:\n"
+                "    print('opened'); store.claim('job', current_owner())\n"
+            )
+            repo = str(Path(jobmanager_nb.__file__).resolve().parents[1])
+            out = subprocess.run(
+                [sys.executable, "-c", code, str(path), str(tmp_path / "warm-up" / "jobs.json")],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                env={**os.environ, "PYTHONPATH": repo},
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+            kind, named, message = out.stdout.split("\n", 2)
+        else:  # pragma: no cover - CI runs as root
+            with failing_writes(errno.EACCES, ["open"], under=folder), pytest.raises(StoreWriteError) as caught:
+                TinyDBStore(path)
+            kind, named, message = type(caught.value.os_error).__name__, str(caught.value.path), str(caught.value)
+        assert (kind, named) == ("PermissionError", str(path))
+        assert message.startswith(f"Could not open the one-off store {path} (EACCES: Permission denied)")
+        assert f"the folder {folder} {READ_ONLY_FIX}" in message and "The store was not opened." in message
+        assert path.read_bytes() == before and stale_temp_files(path) == []
+    finally:
+        folder.chmod(0o700)
+        shutil.rmtree(folder)
+
+
+def test_opening_an_existing_store_checks_the_folder_with_one_temporary_file_it_removes(tmp_path, monkeypatch):
+    path = tmp_path / "jobs.json"
+    TinyDBStore(path)
+    made: list[str] = []
+    real_open = os.open
+
+    def recording_open(file: str | os.PathLike[str], flags: int, *args: int, **kwargs: object) -> int:
+        if flags & os.O_CREAT:
+            made.append(os.fspath(file))
+        return real_open(file, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    TinyDBStore(path, reconcile=False)
+    temps = [m for m in made if not m.endswith(".lock")]
+    assert len(temps) == 1 and Path(temps[0]).parent == tmp_path and Path(temps[0]).name.startswith(".jobs.json.")
+    assert stale_temp_files(path) == [] and sorted(os.listdir(tmp_path)) == ["jobs.json", "jobs.json.lock"]
+
+
 # ---------------------------------------------------------------------------------------- the messages
 
 

@@ -21,7 +21,7 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["remove_stale_temp_files", "stale_temp_files", "write_atomically"]
+__all__ = ["check_folder_writable", "remove_stale_temp_files", "stale_temp_files", "write_atomically"]
 
 log = logging.getLogger("jobmanager_nb")
 
@@ -103,3 +103,18 @@ def remove_stale_temp_files(path: Path) -> int:
             os.unlink(temp)
             removed += 1
     return removed
+
+
+def check_folder_writable(path: Path) -> None:
+    """Raise the ``OSError`` that :func:`write_atomically` would meet creating its temporary file next to
+    ``path``: create one such file (named as :func:`stale_temp_files` finds them) and remove it.
+
+    Permission bits are not enough to tell (root ignores them; ACLs, read-only mounts), so this asks the
+    file system. Call it only while holding the writers' lock.
+    """
+    temp = path.with_name(f"{_temp_prefix(path)}{secrets.token_hex(6)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
+    try:
+        os.close(fd)
+    finally:
+        os.unlink(temp)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobmanager_nb.clock import Clock
 from jobmanager_nb.errors import CorruptStoreError, StoreError, StoreWriteError
-from jobmanager_nb.store.atomic import remove_stale_temp_files, write_atomically
+from jobmanager_nb.store.atomic import check_folder_writable, remove_stale_temp_files, write_atomically
 from jobmanager_nb.store.base import DEFAULT_MAX_FINISHED, StoreBase
 from jobmanager_nb.store.records import OneOffRecord
 
@@ -66,9 +66,10 @@ class TinyDBStore(StoreBase):
     Opening it creates the file (mode 0o600) and its folder (0o700) when missing, refuses a corrupt or
     foreign file with :class:`~jobmanager_nb.errors.CorruptStoreError` (leaving it untouched), and, with
     ``reconcile=True``, marks records whose owning process has exited as ``failed``. It needs write
-    access to the folder (for the lock file, at least): a folder or file that cannot be created or
-    written raises :class:`~jobmanager_nb.errors.StoreWriteError`, as does any change that cannot be
-    written, leaving the file unchanged.
+    access to the folder (for the lock file and for the renames that replace the file): a folder or file
+    that cannot be created or written raises :class:`~jobmanager_nb.errors.StoreWriteError` at open (an
+    existing file is checked by creating and removing a temporary file next to it), as does any change
+    that cannot be written, leaving the file unchanged.
     """
 
     def __init__(
@@ -105,9 +106,13 @@ class TinyDBStore(StoreBase):
             raise self._write_error(exc) from exc
         with self._exclusive():
             self._refresh()
-            if self._key is None:
-                self._save([], [])
             try:
+                if self._key is None:
+                    self._save([], [])  # a write: proves the folder writable
+                else:
+                    # An existing, writable file and lock file do not make the folder writable, and
+                    # every change renames a new file into it: find out now, not at the first claim.
+                    check_folder_writable(self._path)
                 remove_stale_temp_files(self._path)
             except OSError as exc:
                 raise self._write_error(exc) from exc

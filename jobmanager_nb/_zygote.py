@@ -13,7 +13,8 @@ its parent socket, the write ends of its stdout and stderr pipes, and their read
 (server → parent), as :mod:`jobmanager_nb._wire` frames: ``("ready", server_pid)``,
 ``("started", request_id, pid)``, ``("failed", request_id, error_text)`` and
 ``("exited", pid, returncode)`` (negative: killed by that signal). The server exits when the
-parent closes the control socket (or dies); on Linux its workers are then killed too
+parent closes the control socket (or dies), killing the process group of every worker it has not
+reaped (what their jobs started); on Linux the workers die with the server anyway
 (``PR_SET_PDEATHSIG``), besides noticing the parent's end themselves.
 """
 
@@ -60,6 +61,7 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
         prctl(_PR_SET_NAME, b"jobmanager-fsrv")  # type: ignore[operator]
     ctrl.sendall(encode(("ready", os.getpid())))
     pending = b""
+    workers: set[int] = set()  # forked and not reaped yet
     while True:
         try:
             readable, _, _ = select.select([ctrl.fileno(), wake_r], [], [], 0 if to_preload else None)
@@ -76,11 +78,12 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
                     pass
             except BlockingIOError:
                 pass
-        _reap(ctrl)
+        _reap(ctrl, workers)
         if ctrl.fileno() not in readable:
             continue
         message, fds, _, _ = socket.recv_fds(ctrl, REQUEST.size - len(pending), 5)
         if not message and not fds:
+            _end_workers(workers)
             return  # the parent closed the socket or died
         pending += message
         if len(pending) < REQUEST.size or len(fds) != 5:
@@ -91,7 +94,9 @@ def main(ctrl_fd: int, preload: list[str]) -> None:
             continue
         (request_id,) = REQUEST.unpack(pending)
         pending = b""
-        _fork_worker(ctrl, request_id, fds, devnull, (wake_r, wake_w), prctl)
+        pid = _fork_worker(ctrl, request_id, fds, devnull, (wake_r, wake_w), prctl)
+        if pid is not None:
+            workers.add(pid)
 
 
 def _preload(name: str) -> None:
@@ -103,7 +108,7 @@ def _preload(name: str) -> None:
 
 def _fork_worker(
     ctrl: socket.socket, request_id: int, fds: list[int], devnull: int, wake: tuple[int, int], prctl: object
-) -> None:
+) -> int | None:
     server_pid = os.getpid()
     try:
         pid = os.fork()
@@ -111,12 +116,13 @@ def _fork_worker(
         for fd in fds:
             os.close(fd)
         ctrl.sendall(encode(("failed", request_id, f"fork() failed: {exc}")))
-        return
+        return None
     if pid == 0:
         _become_worker(ctrl, fds, devnull, wake, prctl, server_pid)
     for fd in fds:
         os.close(fd)
     ctrl.sendall(encode(("started", request_id, pid)))
+    return pid
 
 
 def _become_worker(
@@ -147,7 +153,7 @@ def _become_worker(
         os._exit(70)
 
 
-def _reap(ctrl: socket.socket) -> None:
+def _reap(ctrl: socket.socket, workers: set[int]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -155,7 +161,18 @@ def _reap(ctrl: socket.socket) -> None:
             return
         if pid == 0:
             return
+        workers.discard(pid)
         ctrl.sendall(encode(("exited", pid, os.waitstatus_to_exitcode(status))))
+
+
+def _end_workers(workers: set[int]) -> None:
+    """The parent is gone: kill every worker's process group (what its job started) now, since
+    ``PR_SET_PDEATHSIG`` kills the workers themselves as this server exits, before they could."""
+    for pid in workers:
+        try:  # noqa: SIM105  (contextlib is not imported here)
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def _load_prctl() -> object:

@@ -6,9 +6,12 @@ no process it started is left."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 import psutil
@@ -16,7 +19,7 @@ import pytest
 from executor_helpers import WAIT, Recorder, is_gone, reference, wait_gone
 from polling import wait_until
 
-from jobmanager_nb.executors import ProcessExecutor, RunHandle
+from jobmanager_nb.executors import OffloadedTask, ProcessExecutor, RunHandle
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -50,6 +53,30 @@ def trials() -> list[Trial]:
         Trial(i, rng.choice(MOMENTS), rng.choice(TARGETS), spares=rng.choice((0, 1, 2)), runs=rng.choice((1, 2, 3)))
         for i in range(TRIALS)
     ]
+
+
+def grandchild_then_obey_cancel() -> str:
+    """The trials' job (run in the worker, imported from this module): start a ``sleep 60``, post
+    ``("pids", worker pid, its pid)`` then ``"waiting"``, and on a cancel stop the sleep and return."""
+    from jobmanager_nb import worker
+
+    child = subprocess.Popen(["sleep", "60"])
+    worker.post_message(("pids", os.getpid(), child.pid))
+    worker.post_message("waiting")
+    stopped = worker.cancelled.wait(30)
+    child.kill()
+    child.wait()
+    return "stopped" if stopped else "timed out"
+
+
+def trial_task() -> OffloadedTask:
+    task = reference("obey_cancel")
+    return dataclasses.replace(task, target="test_executor_kills:grandchild_then_obey_cancel")
+
+
+def posted_pids(recorder: Recorder) -> list[int]:
+    """The pids a ``grandchild_then_obey_cancel`` run posted (its worker and its ``sleep``)."""
+    return [pid for m in recorder.messages() if isinstance(m, tuple) and m[0] == "pids" for pid in m[1:]]
 
 
 def fork_server(before: set[int]) -> psutil.Process | None:
@@ -109,7 +136,7 @@ def test_sigkill_at_a_random_moment_leaves_one_exit_per_run_and_no_process(trial
             kill(trial, before, handles)
         for _ in range(trial.runs):
             recorder = Recorder()
-            handles.append(ex.submit(reference("obey_cancel"), recorder))
+            handles.append(ex.submit(trial_task(), recorder))
             recorders.append(recorder)
         hit_running = False
         if trial.moment == "right after submit":
@@ -122,6 +149,10 @@ def test_sigkill_at_a_random_moment_leaves_one_exit_per_run_and_no_process(trial
             trial.seen.update(p for p in [handle.pid] if p is not None)  # type: ignore[attr-defined]
             handle.cancel(grace=2)  # whatever survived ends now
         outcomes = [recorder.outcome(timeout=WAIT) for recorder in recorders]
+        for recorder in recorders:  # what the jobs started: once a run ended, none of it may be left
+            pids = posted_pids(recorder)
+            trial.seen.update(pids)
+            assert wait_gone(pids, timeout=5) == [], f"{trial}: a process of an ended run survived"
         if hit_running:
             assert outcomes[0].lost, f"{trial}: {outcomes[0]}"
         fresh = Recorder()
@@ -157,3 +188,60 @@ def test_a_fork_server_killed_again_and_again_is_replaced_with_its_spares() -> N
         assert ex.start_method == "forkserver"
     finally:
         ex.shutdown(timeout=5)
+
+
+@pytest.mark.parametrize("target", ["worker", "fork server"])
+def test_what_a_lost_worker_started_is_killed_when_its_run_ends(target: str) -> None:
+    """A job's own subprocess (a grandchild, reparented to pid 1 once its worker died, so no
+    ``children()`` listing sees it) is killed with its worker's process group when the worker is
+    lost, whether the worker itself or its fork server was killed."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    ex = ProcessExecutor(spares=1)
+    grandchild = None
+    try:
+        recorder = Recorder()
+        ex.submit(reference("sleep_with_grandchild"), recorder)
+        _, worker_pid, grandchild = recorder.wait_message(lambda m: isinstance(m, tuple) and m[0] == "pids")
+        victim = worker_pid if target == "worker" else fork_server(before)
+        sigkill([victim if isinstance(victim, int) else victim.pid])  # type: ignore[union-attr]
+        assert recorder.outcome().lost
+        assert wait_gone([grandchild], timeout=5) == [], "the job's subprocess survived its lost worker"
+    finally:
+        ex.shutdown(timeout=5)
+        if grandchild is not None:
+            sigkill([grandchild] if not is_gone(grandchild) else [])
+
+
+PARENT = """
+import sys
+from executor_helpers import Recorder, reference
+from jobmanager_nb.executors import ProcessExecutor
+
+recorder = Recorder()
+ProcessExecutor(spares=0).submit(reference("sleep_with_grandchild"), recorder)
+_, worker_pid, grandchild = recorder.wait_message(lambda m: isinstance(m, tuple) and m[0] == "pids")
+print(worker_pid, grandchild, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_what_a_job_started_dies_with_the_process_that_ran_the_executor() -> None:
+    """The executor's own process killed: the fork server kills each worker's process group as it
+    goes (its workers die with it at once, before their own clean-up could)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(tests), tests])}
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        pids = [int(word) for word in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        parent.kill()
+        parent.wait(WAIT)
+        assert wait_gone(pids, timeout=5) == [], "a process of the dead executor's job survived"
+    finally:
+        parent.kill()
+        parent.wait(WAIT)
+        sigkill([pid for pid in pids if not is_gone(pid)])

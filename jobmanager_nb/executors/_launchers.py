@@ -22,6 +22,7 @@ import contextlib
 import io
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -296,8 +297,13 @@ class ForkServerLauncher(Launcher):
         return notices
 
     def _lose_all(self, reason: str) -> list[Notice]:
-        """Forget every worker of the fork server (reporting each as lost) and its control socket."""
+        """Forget every worker of the fork server (reporting each as lost) and its control socket.
+        The process group of each worker whose pid is known is killed: a worker dies with its
+        server (``PR_SET_PDEATHSIG``) before it can end what its job started."""
         notices = [Notice("lost", p, reason=reason) for p in [*self._waiting.values(), *self._by_pid.values()]]
+        for pid in self._by_pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
         self._waiting.clear()
         self._by_pid.clear()
         if self._ctrl is not None:

@@ -31,6 +31,7 @@ import logging
 import os
 import pickle
 import selectors
+import signal
 import sys
 import threading
 import time
@@ -661,6 +662,10 @@ class ProcessExecutor(Executor):
             if process in self._idle:
                 self._idle.remove(process)
             run = process.run
+        if lost is not None or returncode != 0:
+            # What the job started is in the worker's process group (the worker leads it), and
+            # nothing else will end it now: the worker's own clean-up on losing us did not run.
+            _kill_group(process.pid)
         if process.conn_open:
             frames, _ = process.read_frames()
             for frame in frames:
@@ -809,6 +814,17 @@ class ProcessExecutor(Executor):
         for fd in fds:
             if fd is not None:
                 os.close(fd)
+
+
+def _kill_group(pid: int | None) -> None:
+    """SIGKILL the process group led by the worker ``pid`` (what its job started), if it is there.
+
+    A worker leads its own session from its start, and its pid stays reserved while its group has
+    members, so after the worker was reaped this reaches only what it left behind."""
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def _cancel_deadline(process: WorkerProcess) -> float | None:

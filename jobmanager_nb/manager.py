@@ -1095,6 +1095,9 @@ class JobManager:
             unwritten = self._unwritten.get(name)
         if unwritten is not None:
             return unwritten[0] == "finished"
+        ask = getattr(self._store, "has_executed_successfully", None)
+        if callable(ask):  # the store's own rule: an orphaned record (its kernel is gone) does not count
+            return bool(ask(name))
         record = self._store.get(name)
         return record is not None and record.has_executed_successfully
 

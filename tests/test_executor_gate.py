@@ -7,13 +7,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
+import signal
 import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from executor_helpers import WAIT, Recorder, reference
+from executor_helpers import WAIT, Recorder, reference, wait_gone
+from polling import wait_until
 
 from jobmanager_nb.executors import OffloadedTask, ProcessExecutor, RunHandle, WorkerEvent
 
@@ -276,3 +279,34 @@ def test_messages_posted_before_started_arrive_after_go(executor: ProcessExecuto
     handle.cancel(grace=10)
     assert recorder.outcome().cancelled
     assert recorder.kinds()[0] == "started"
+
+
+def test_a_worker_that_dies_waiting_for_go_is_replaced_not_reported_started(executor: ProcessExecutor) -> None:
+    """A worker killed after it said ``ready`` but before the I/O thread read it (held here by a slow
+    listener): its leftover ``ready`` is not answered ``go``, the run is not reported started and then
+    lost; it takes another worker, like any run whose worker died before it started."""
+    wait_until(lambda: len(executor._idle) >= 2, WAIT)  # both spares: the second run goes to one at once
+    hold = threading.Event()
+    first = Recorder()
+
+    def holding(event: WorkerEvent) -> None:
+        first(event)
+        if event.kind == "started":
+            hold.wait(WAIT)  # the I/O thread reads nothing until released
+
+    try:
+        executor.submit(reference("obey_cancel"), holding)
+        first.wait_for(lambda e: e.kind == "started")
+        second = Recorder()
+        handle = executor.submit(reference("add", data={"a": 1, "b": 1}), second)
+        process = handle.process  # type: ignore[attr-defined]
+        assert process is not None, "the second run was handed to a spare at once"
+        readable, _, _ = select.select([process.sock], [], [], WAIT)  # its worker said "ready"
+        assert readable, "the second run's worker never said ready"
+        os.kill(process.pid, signal.SIGKILL)
+        assert wait_gone([process.pid], timeout=WAIT) == []
+    finally:
+        hold.set()
+    outcome = second.outcome()
+    assert (outcome.status, outcome.result, outcome.lost) == ("finished", 2, False), outcome
+    assert second.kinds().count("started") == 1

@@ -30,6 +30,7 @@ import functools
 import logging
 import os
 import pickle
+import select
 import selectors
 import signal
 import sys
@@ -606,7 +607,7 @@ class ProcessExecutor(Executor):
         if run is None or run.settled:
             return
         if kind == "ready":
-            self._open_gate(run, frame[1])
+            self._open_gate(process, run, frame[1])
         elif kind == "message":
             message = self._unpickle(run, frame[1], "message")
             self._emit(run, WorkerEvent("message", run.run_id, payload=message))
@@ -626,10 +627,14 @@ class ProcessExecutor(Executor):
                 RunOutcome(end["status"], result=result, error=end["error"], exit_code=end["exit_code"]),
             )
 
-    def _open_gate(self, run: _Run, pid: int) -> None:
+    def _open_gate(self, process: WorkerProcess, run: _Run, pid: int) -> None:
         """The worker has prepared ``run`` and waits: answer ``go`` and emit ``started``, unless the
         run was cancelled or killed before (then it was answered ``abort`` already) or the executor
-        is shutting down (then it is aborted now, as a cancelled run)."""
+        is shutting down (then it is aborted now, as a cancelled run). A worker that died after it
+        said ``ready`` (its frame read only now) is answered nothing: the run never started, and
+        its exit hands it to another worker."""
+        if run.answer is None and _has_exited(process):
+            return
         with self._lock:
             if run.answer is None:
                 if self._closing:
@@ -814,6 +819,26 @@ class ProcessExecutor(Executor):
         for fd in fds:
             if fd is not None:
                 os.close(fd)
+
+
+def _has_exited(process: WorkerProcess) -> bool:
+    """Whether the worker is known to have exited, or has exited by now (asked of the OS where it
+    can tell without reaping: a pidfd, Linux only)."""
+    if process.exited or not process.conn_open:
+        return True
+    if process.popen is not None:
+        return process.popen.poll() is not None
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if process.pid is None or pidfd_open is None:
+        return False
+    try:
+        pidfd = pidfd_open(process.pid)
+    except OSError:
+        return True  # no such process: it has been reaped already
+    try:
+        return bool(select.select([pidfd], [], [], 0)[0])  # a pidfd is readable once its process exited
+    finally:
+        os.close(pidfd)
 
 
 def _kill_group(pid: int | None) -> None:

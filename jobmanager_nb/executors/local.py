@@ -385,7 +385,10 @@ class ProcessExecutor(Executor):
     def _loop(self) -> None:
         try:
             while True:
-                self._step()
+                try:
+                    self._step()
+                except Exception:
+                    log.exception("jobmanager_nb: internal error in the executor")
                 if self._finished():
                     break
                 for key, _ in self._selector.select(self._next_timeout()):
@@ -477,7 +480,12 @@ class ProcessExecutor(Executor):
                 self._handing_over -= 1
 
     def _launch(self) -> WorkerProcess | None:
-        process = WorkerProcess(self._output_limit)
+        """Start one worker; None if it cannot be (then the runs waiting for one have failed)."""
+        try:
+            process = WorkerProcess(self._output_limit)  # its socket and pipes: out of descriptors?
+        except Exception as exc:
+            self._launch_failed(exc)
+            return None
         try:
             notices = self._launcher.launch(process)
         except Exception as exc:
@@ -486,17 +494,38 @@ class ProcessExecutor(Executor):
                 log.warning("jobmanager_nb: the worker fork server failed (%s); using spawn instead", exc)
                 self._use_spawn()
                 return self._launch()
-            log.error("jobmanager_nb: could not start a worker process: %s", exc)
-            self._fail_head_of_queue(f"could not start a worker process: {type(exc).__name__}: {exc}")
+            self._launch_failed(exc)
             return None
         self._processes.add(process)
-        self._selector.register(process.sock, selectors.EVENT_READ, (self._on_conn, process))
-        if process.pidfd is not None:
-            self._selector.register(process.pidfd, selectors.EVENT_READ, (self._on_pidfd, process))
+        watched = True
+        try:
+            self._selector.register(process.sock, selectors.EVENT_READ, (self._on_conn, process))
+            if process.pidfd is not None:
+                self._selector.register(process.pidfd, selectors.EVENT_READ, (self._on_pidfd, process))
+        except Exception as exc:  # the worker cannot be watched: it is stopped, never used
+            watched = False
+            process.stopping = True
+            process.kill()  # (a fork server's worker whose pid is not known yet: once it is)
+            if process.popen is not None:
+                self._on_exit(process, process.popen.wait())
+            else:
+                self._unregister(process.sock)  # its exit comes as the fork server's notice
+            self._launch_failed(exc)
         self._watch_launcher()
         for notice in notices:
             self._on_notice(notice)
-        return process
+        return process if watched else None
+
+    def _launch_failed(self, exc: Exception) -> None:
+        """No worker could be started: fail every queued run that was waiting for one now (the others
+        wait for a slot, and ask for a worker again when one frees up), so that each run ends."""
+        reason = f"could not start a worker process: {type(exc).__name__}: {exc}"
+        log.error("jobmanager_nb: %s", reason)
+        with self._lock:
+            count = min(len(self._queue), max(0, self.max_workers - self._running))
+            failed = [self._queue.popleft() for _ in range(count)]
+        for run in failed:
+            self._settle(run, RunOutcome("failed", error=f'Worker for job "{run.name}": {reason}'))
 
     def _watch_launcher(self) -> None:
         """Make the selector watch the launcher's control socket and helper stderr of the moment
@@ -529,12 +558,6 @@ class ProcessExecutor(Executor):
             run = process.run
             if run is not None and not run.settled:
                 self._cancel(run, grace)
-
-    def _fail_head_of_queue(self, reason: str) -> None:
-        with self._lock:
-            run = self._queue.popleft() if self._queue else None
-        if run is not None:
-            self._settle(run, RunOutcome("failed", error=f'Worker for job "{run.name}": {reason}'))
 
     # --- reactions ---------------------------------------------------------------------------------
 
@@ -806,8 +829,8 @@ class ProcessExecutor(Executor):
         with self._lock:
             queued, self._queue = list(self._queue), collections.deque()
             self._closing = True
-        for run in queued:
-            self._settle(run, _cancelled_before_start())
+        for run in queued:  # (shutdown() ends the queued runs itself: these were left by a failure)
+            self._settle(run, RunOutcome("failed", error=f'Worker for job "{run.name}": the executor failed'))
         try:
             self._launcher.close()
         except Exception:

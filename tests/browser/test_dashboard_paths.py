@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 from browser_notebooks import RESTART, STATES, TAIL
-from jupyter_ui import Notebook, expect, new_page, shoot, write_notebook
+from jupyter_ui import WINDOW, Notebook, expect, new_page, shoot, write_notebook
+from page_checks import geometry
 
 pytestmark = pytest.mark.browser  # a pytestmark in conftest.py would be ignored
 
@@ -269,11 +270,34 @@ def test_an_inline_run_behind_a_busy_cell_says_queued_waiting_for_the_running_ce
     try:
         expect(status).to_have_text(re.compile(r"queued\s*·\s*waiting for the running cell"), timeout=30_000)
         assert states.kernel_status() == "busy", "the cell should still hold the kernel"
+        # every state of this notebook is on the page now (cancelled, paused · running, retrying in N s,
+        # queued · waiting for the running cell): none of their words may be cut, even in a 600 px cell
+        cut = {}
+        for width in (None, 600):
+            table = states.table(3)
+            if width is not None:
+                states.fit_output(table, width)
+            table.scroll_into_view_if_needed()
+            cut[width or "default"] = [c for c in geometry(states.page, table)["cut"] if not c["allowed"]]
+        states.set_window(WINDOW["width"])
     finally:
         (server["root"] / "release").touch()  # the cell ends; the inline run goes ahead
     states.wait_idle(30_000)
     expect(row.locator(".jm-timing, .jm-c-last").first).to_contain_text("finished", timeout=30_000)
     expect(status).not_to_contain_text("queued")
+    states.cut_while_queued = cut  # type: ignore[attr-defined]  # for the next test
+
+
+def test_no_state_word_is_cut_off_even_in_a_600_px_cell(states: Notebook) -> None:
+    """Measured by the test above while its cell held the kernel, when every state of this notebook was on the
+    page (cancelled, paused · running, retrying in N s, queued · waiting for the running cell): at the
+    default layout and in a 600 px cell, no state word ends in an ellipsis."""
+    cut = getattr(states, "cut_while_queued", None)
+    assert cut is not None, "not measured: the queued test above did not get that far"
+    problems = [
+        f"{w}: {c['row']}: {c['text']!r} ({c['shown']}% shown; {c['where']})" for w, cs in cut.items() for c in cs
+    ]
+    assert not problems, "state words cut off:\n" + "\n".join(problems)
 
 
 def test_a_click_during_a_busy_cell_takes_effect_while_the_cell_runs(

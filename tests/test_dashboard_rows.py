@@ -353,3 +353,69 @@ def test_the_expanded_row_lists_recent_runs_and_no_attempt_for_a_first_attempt(o
         assert 'class="jm-error"' in row.detail.value and "RuntimeError: boom" in row.detail.value
     finally:
         m.close(timeout=10)
+
+
+def test_the_expanded_row_opens_each_past_runs_output_and_keeps_it_open_while_the_live_run_prints(open_table):
+    m = JobManager()
+    calls = [0]
+    talking, done = threading.Event(), threading.Event()
+
+    async def chatty() -> None:
+        calls[0] += 1
+        print(f"run {calls[0]} says <hi>")
+        if calls[0] == 2:
+            raise RuntimeError("second run failed")
+        if calls[0] == 3:  # the live run: prints again while the row is expanded, then waits
+            await asyncio.get_running_loop().run_in_executor(None, talking.wait, WAIT)
+            print("still going")
+            await asyncio.get_running_loop().run_in_executor(None, done.wait, WAIT)
+
+    try:
+        m.add_job(chatty, name="chatty", at="every day at 02:00", offloaded=False)
+        table = open_table(m)
+        for expected in (1, 2):
+            m.run_now("chatty")
+            wait_until(lambda expected=expected: table.row("chatty").info.runs == expected)
+        m.run_now("chatty")
+        wait_until(lambda: table.row("chatty").status == "started")
+        row = table.row("chatty")
+        row.expand()
+        wait_until(lambda: "run 3 says" in row.detail.value)
+        history = row.history.value
+        assert row.history in row.pane.children and "run 3 says" not in history  # the live run is the pane's
+        pattern = r'<details class="jm-run" data-run="([^"]+)"><summary>(.*?)</summary>(.*?)</details>'
+        details = re.findall(pattern, history, flags=re.S)
+        ended = {run.run_id: run for run in m.runs("chatty")}
+        assert [run_id for run_id, _s, _b in details] == [mark.run_id for mark in reversed(row.info.recent)]
+        assert [ended[run_id].output for run_id, _s, _b in details] == ["run 2 says <hi>\n", "run 1 says <hi>\n"]
+        (_id2, summary2, body2), (_id1, summary1, body1) = details  # newest first, each in its own <details>
+        assert "failed" in summary2 and "RuntimeError: second run failed" in summary2
+        assert '<pre class="jm-run-output">run 2 says &lt;hi&gt;\n</pre>' in body2 and "jm-run-error" in body2
+        assert "Traceback" in body2 and "run 1" not in body2
+        assert "finished" in summary1 and body1 == '<pre class="jm-run-output">run 1 says &lt;hi&gt;\n</pre>'
+        assert 'class="jm-output"' not in history and 'class="jm-error"' not in history  # the live pane's classes
+
+        renders: list[str] = []
+        row.history.observe(lambda change: renders.append(change["new"]), names="value")
+        talking.set()
+        wait_until(lambda: "still going" in row.detail.value)  # an output event of the running run
+        assert renders == [] and row.history.value == history  # did not re-render the list (an open run stays open)
+        done.set()
+        wait_until(lambda: len(renders) == 1 and "run 3 says" in row.history.value)  # the run ended: now listed
+        assert row.history.value.count('<details class="jm-run"') == 3
+        assert "run 3 says &lt;hi&gt;\nstill going\n</pre>" in row.history.value
+    finally:
+        talking.set()
+        done.set()
+        m.close(timeout=10)
+
+
+def test_a_past_runs_shown_output_is_its_last_characters():
+    from jobmanager_nb.model import RunMark
+    from jobmanager_nb.notebook.rows import _OUTPUT_TAIL, _history_html
+
+    marks = (RunMark("r1", "finished", NOW, NOW), RunMark("r2", "finished", NOW, NOW))
+    long = replace(ended("finished"), run_id="r1", output="x" * 5 + "y" * _OUTPUT_TAIL)
+    html = _history_html(marks, [long], NOW)
+    assert "… 5 earlier characters not shown" in html and "x" not in html.split("<pre")[1]
+    assert '<div class="jm-run" data-run="r2">' in html  # no output known: nothing to open

@@ -7,8 +7,11 @@ with percent, caption, elapsed time and estimate, why a queued run waits, a retr
 last run and the next; and a button for each action of :func:`actions_for` (Run now, Rerun, Cancel, Pause,
 Resume, Remove, in the order of :data:`ACTIONS`), or for an earlier kernel's one-off that cannot be rerun, the
 reason. :func:`header_cells` are the column titles, in the same grid. Expanded, a row also shows the current
-(or else the last) run's facts, the last ~20,000 characters of its output, its traceback (without IPython's
-and jobmanager_nb's own frames) and the recent runs as a list. The words are
+(or else the last) run's facts, the last ~20,000 characters of its output and its traceback (without IPython's
+and jobmanager_nb's own frames), and above them the recent runs as a list, where each run whose output or error
+the manager still keeps (``JobManager.runs``) opens (an HTML ``<details>``) to show them. The list is its own
+widget, re-rendered only when the job's ended runs change, so an opened run stays open while the live run's
+output streams in. The words are
 :mod:`jobmanager_nb.notebook.text`'s, HTML-escaped here (:func:`_esc`).
 
 The strip: one mark per recent run (``JobInfo.recent``), oldest on the left; a finished run rises above the
@@ -25,13 +28,13 @@ rows whose words move with time (``_ticks``), ``_tick``, with its lock held, and
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as W
 
-from jobmanager_nb.model import JobInfo
+from jobmanager_nb.model import JobInfo, JobRun, RunMark
 from jobmanager_nb.notebook.text import (
     OUTCOME_WORDS,
     _clock_time,
@@ -70,7 +73,8 @@ _LABELS = {
 }
 _EARLIER_REMOVE_TIP = "Hide {name} from this table (the store keeps its record)"
 
-_OUTPUT_TAIL = 20_000  # characters of output shown in an expanded row
+_OUTPUT_TAIL = 20_000  # characters of output shown in an expanded row, and of each past run's
+_HISTORY_RUNS = 20  # ended runs read from the manager for an expanded row's list (JobInfo.recent keeps as many)
 
 _MARK_SHAPE = {"finished": "jm-m-up", "failed": "jm-m-down", "timed_out": "jm-m-down", "lost": "jm-m-down"}
 _MARK_LOW, _MARK_HIGH = 8, 48  # a mark's height, in % of the strip (half of it is one side of the axis)
@@ -147,6 +151,8 @@ class JobRow:
         self._expanded = False
         self._detail: Any = None
         self._pane: Any = None
+        self._history: Any = None
+        self._history_key: tuple[str, ...] | None = None  # the run ids self._history shows
         self.toggle = W.Button(
             description="▸",
             tooltip="Show the run's output",
@@ -203,9 +209,16 @@ class JobRow:
         return self._detail
 
     @property
+    def history(self) -> Any:
+        """The HTML widget with the recent runs (class ``jm-detail-runs``, above :attr:`detail`), newest first,
+        each one whose output or error is kept in a ``<details>`` that opens to show them (None until first
+        expanded). It is re-rendered only when the job's ended runs change."""
+        return self._history
+
+    @property
     def pane(self) -> Any:
         """The expanded part's box (class ``jm-detail``), in the row while expanded: it scrolls, from its end,
-        and holds :attr:`detail` (None until first expanded)."""
+        and holds :attr:`history` and :attr:`detail` (None until first expanded)."""
         return self._pane
 
     @property
@@ -275,6 +288,7 @@ class JobRow:
         _set(self.buttons_box, children=(*self._hint_widget(hint), *buttons))
         if self._expanded:
             _set(self._detail, value=_detail_html(info, now))
+            self._show_history(info, now)
 
     def _tick(self, now: datetime) -> None:
         """Re-word what moves with time: the status (elapsed time, countdowns) and the timing cell."""
@@ -298,12 +312,27 @@ class JobRow:
         if expanded and self._detail is None:
             self._detail = self._shared.html(self._shared.detail_layout, "jm-detail-text")
             anchor = self._shared.html(self._shared.detail_layout, "jm-anchor")  # see the stylesheet's .jm-detail
-            self._pane = W.VBox([anchor, self._detail], layout=self._shared.detail_layout, _dom_classes=("jm-detail",))
+            self._history = self._shared.html(self._shared.detail_layout, "jm-detail-runs")
+            self._pane = W.VBox(  # column-reverse: the anchor at the bottom, the list of runs on top
+                [anchor, self._detail, self._history], layout=self._shared.detail_layout, _dom_classes=("jm-detail",)
+            )
         if expanded:
             _set(self._detail, value=_detail_html(shown, now))
+            self._show_history(shown, now)
         children: tuple[Any, ...] = (self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
         _set(self.widget, children=(*children, self._pane) if expanded else children)
         _set(self.toggle, description="▾" if expanded else "▸", tooltip="Hide" if expanded else "Show the run's output")
+
+    def _show_history(self, info: JobInfo, now: datetime) -> None:
+        """Re-render the list of recent runs when the runs it lists changed (not on the live run's output: that
+        would close a run the user opened); only then are the runs read from the manager."""
+        marks = _history_marks(info)
+        key = tuple(mark.run_id for mark in marks)
+        if key == self._history_key:
+            return
+        runs = self._table.manager.runs(self.name, limit=_HISTORY_RUNS) if marks else []
+        _set(self._history, value=_history_html(marks, runs, now))
+        self._history_key = key
 
     def _widgets(self) -> Iterator[Any]:
         yield from (self.widget, self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
@@ -410,25 +439,56 @@ def _outcome_class(outcome: str | None, status: str) -> str:
     return "finished" if outcome is None and status == "finished" else "failed"
 
 
-def _history_html(info: JobInfo, now: datetime) -> str:
-    """The recent runs as a list, newest first: start, duration, outcome, error line."""
-    if len(info.recent) < 2:
+def _history_marks(info: JobInfo) -> tuple[RunMark, ...]:
+    """The ended runs the expanded row lists: none when the only one is the last run, which the pane shows."""
+    if len(info.recent) < 2 and info.current_run is None:
+        return ()
+    return info.recent
+
+
+def _history_html(marks: Sequence[RunMark], runs: Sequence[JobRun], now: datetime) -> str:
+    """The recent runs as a list, newest first: start, duration, outcome, error line; a run whose output or error
+    is known (in ``runs``, by run id) is a ``<details>`` that opens to show them."""
+    if not marks:
         return ""
-    rows = []
-    for mark in reversed(info.recent):
+    by_id = {run.run_id: run for run in runs}
+    items = []
+    for mark in reversed(marks):
         start = _clock_time(mark.started_at, now) if mark.started_at is not None else "not started"
         took = duration(mark.duration) if mark.duration is not None else "–"
         css = _outcome_class(mark.outcome, "failed")
-        rows.append(
-            f"<tr><td>{_esc(start)}</td><td>{_esc(took)}</td>"
-            f'<td class="jm-o-{css}">{_esc(OUTCOME_WORDS[mark.outcome])}</td>'
-            f"<td>{_esc(mark.error_line or '')}</td></tr>"
+        line = (
+            f'<span class="jm-run-start">{_esc(start)}</span><span class="jm-run-took">{_esc(took)}</span>'
+            f'<span class="jm-run-outcome jm-o-{css}">{_esc(OUTCOME_WORDS[mark.outcome])}</span>'
+            f'<span class="jm-run-line">{_esc(mark.error_line or "")}</span>'
         )
-    return f'<div class="jm-muted">Recent runs, newest first:</div><table class="jm-history">{"".join(rows)}</table>'
+        run = by_id.get(mark.run_id)
+        body = _run_body(run) if run is not None else ""
+        data = f'class="jm-run" data-run="{_esc(mark.run_id)}"'
+        items.append(
+            f"<details {data}><summary>{line}</summary>{body}</details>" if body else f"<div {data}>{line}</div>"
+        )
+    return f'<div class="jm-muted">Recent runs, newest first:</div><div class="jm-history">{"".join(items)}</div>'
+
+
+def _run_body(run: JobRun) -> str:
+    """A past run's output (its last :data:`_OUTPUT_TAIL` characters) and traceback, or "" when neither is kept."""
+    parts = []
+    output = run.output or ""
+    skipped = len(output) - _OUTPUT_TAIL
+    if skipped > 0:
+        output = output[skipped:]
+        parts.append(f'<div class="jm-muted">… {skipped} earlier characters not shown</div>')
+    if output:
+        parts.append(f'<pre class="jm-run-output">{_esc(output)}</pre>')
+    if run.error:
+        parts.append(f'<pre class="jm-run-error">{_esc(user_traceback(run.error))}</pre>')
+    return "".join(parts)
 
 
 def _detail_html(info: JobInfo, now: datetime) -> str:
-    """The expanded part: the run's facts, the recent runs, the output, the traceback. Its newest line is last,
+    """The expanded part: the run's facts, the output, the traceback (the recent runs are :func:`_history_html`'s,
+    in a widget of their own above). Its newest line is last,
     so the pane, which scrolls from its end, shows it (see the stylesheet's ``.jm-detail``)."""
     run = info.current_run or info.last_run
     if run is None:
@@ -441,7 +501,7 @@ def _detail_html(info: JobInfo, now: datetime) -> str:
         facts.append(f"started {_clock_time(run.started_at, now)}")
     if run.duration is not None:
         facts.append(f"took {duration(run.duration)}")
-    parts = [f'<div class="jm-muted">{_esc(" · ".join(facts))}</div>', _history_html(info, now)]
+    parts = [f'<div class="jm-muted">{_esc(" · ".join(facts))}</div>']
     output = run.output
     if output:
         skipped = len(output) - _OUTPUT_TAIL

@@ -323,8 +323,25 @@ _CSS = f"""
   font-family: var(--jp-code-font-family, monospace); white-space: pre-wrap; border-radius: 2px; }}
 .jm-table .jm-detail pre.jm-error {{ background: var(--jm-error-bg); color: var(--jm-fg);
   border-left: 3px solid var(--jm-bad); }}
-.jm-table .jm-history {{ margin: 2px 0 6px 0; border-collapse: collapse; font-variant-numeric: tabular-nums; }}
-.jm-table .jm-history td {{ padding: 0 1em 0 0; white-space: nowrap; }}
+/* The recent runs: a widget of its own above the text (re-rendered only when the runs change, so a run opened
+   with its <details> stays open), never the scroll anchor: the text's box stays it. */
+.jm-table .jm-detail > .jm-detail-runs {{ flex: none; overflow: visible; overflow-anchor: none; padding: 2px 0 0 0; }}
+.jm-table .jm-detail-runs > .widget-html-content, .jm-table .jm-detail-runs > .widget-html-content * {{
+  overflow-anchor: none; }}
+.jm-table .jm-history {{ margin: 2px 0 6px 0; font-variant-numeric: tabular-nums; }}
+.jm-table .jm-history .jm-run > summary {{ cursor: pointer; list-style: none; }}
+.jm-table .jm-history .jm-run > summary::-webkit-details-marker {{ display: none; }}
+.jm-table .jm-history .jm-run > summary::before, .jm-table .jm-history div.jm-run::before {{
+  display: inline-block; width: 1.2em; content: ""; }}
+.jm-table .jm-history details.jm-run > summary::before {{ content: "▸"; }}
+.jm-table .jm-history details.jm-run[open] > summary::before {{ content: "▾"; }}
+.jm-table .jm-history .jm-run > summary, .jm-table .jm-history div.jm-run {{ white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }}
+.jm-table .jm-history .jm-run-start, .jm-table .jm-history .jm-run-took, .jm-table .jm-history .jm-run-outcome {{
+  display: inline-block; min-width: 6em; padding: 0 1em 0 0; }}
+.jm-table .jm-history .jm-run-took {{ min-width: 4em; }}
+.jm-table .jm-detail pre.jm-run-error {{ background: var(--jm-error-bg); color: var(--jm-fg);
+  border-left: 3px solid var(--jm-bad); }}
 
 /* narrower cells: fold the secondary columns away */
 {_fold_rules()}

@@ -7,9 +7,12 @@ as it lives and dropping what is past the output limit, so they never fill up (a
 too); the parent keeps a copy of the pipes' read ends only to collect what is left in them when the
 worker dies (a bounded amount), and then closes them, so a process the job left behind that goes
 on writing gets EPIPE instead of blocking. Everything here
-is non-blocking for the I/O thread: the socket is read with ``MSG_DONTWAIT`` and cut into frames,
-output is decoded incrementally as UTF-8 and bounded. Sending (from any thread) goes through
-:attr:`send_lock`, which also guards closing.
+is non-blocking for the I/O thread: the socket is non-blocking, read and cut into frames, output is
+decoded incrementally as UTF-8 and bounded. Sending never blocks either: any thread appends frames
+to the process's outgoing buffer (:meth:`enqueue`, under :attr:`send_lock`, which also guards
+closing), and what the socket takes is written at once; the rest waits in the buffer, in order,
+until the I/O thread sees the socket writable (:meth:`write_pending`). A worker that does not read
+holds only its own bytes, never a thread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import signal
 import socket
 import subprocess
 import threading
+from collections import deque
 from typing import Any, Literal
 
 from jobmanager_nb._wire import FrameBuffer, encode
@@ -41,6 +45,7 @@ class WorkerProcess:
     def __init__(self, output_limit: int) -> None:
         self.serial = next(_serial)
         self.sock, child_sock = socket.socketpair()
+        self.sock.setblocking(False)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         os.set_blocking(out_r, False)
@@ -52,7 +57,11 @@ class WorkerProcess:
             "stderr": codecs.getincrementaldecoder("utf-8")("replace"),
         }
         self.frames = FrameBuffer()
-        self.send_lock = threading.Lock()
+        self.send_lock = threading.RLock()  # (reentrant: a caller may queue several frames under it)
+        # Frames not written yet, in order (the first one from ``_out_offset`` on): guarded by send_lock.
+        self._out: deque[bytes] = deque()
+        self._out_offset = 0
+        self.want_write = False  # the selector watches the socket for writing too: I/O thread only
         self.pid: int | None = None
         self.popen: subprocess.Popen[bytes] | None = None
         self.pidfd: int | None = None
@@ -86,28 +95,62 @@ class WorkerProcess:
 
     # --- talking -------------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> bool:
-        """Send encoded frame bytes; False when the process is gone."""
+    def enqueue(self, data: bytes) -> bool:
+        """Append encoded frame bytes to what goes to the worker, and write what the socket takes now
+        without waiting. True when bytes are left for the I/O thread to write (it must be woken);
+        nothing is kept once the process is gone."""
         with self.send_lock:
             if self.sock.fileno() < 0:
                 return False
-            try:
-                self.sock.sendall(data)
-            except OSError:
-                return False
-        return True
+            self._out.append(data)
+            return self._write_locked()
 
-    def stop(self) -> None:
-        """Ask an idle spare to exit."""
+    def write_pending(self) -> bool:
+        """Write what the socket takes of the outgoing buffer, without waiting; True if bytes are left."""
+        with self.send_lock:
+            return self._write_locked()
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._out)
+
+    def _write_locked(self) -> bool:
+        out = self._out
+        while out:
+            head = out[0]
+            try:
+                sent = self.sock.send(memoryview(head)[self._out_offset :] if self._out_offset else head)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:  # the worker is gone (EPIPE, closed): its exit is reported by the I/O thread
+                self._drop_locked()
+                return False
+            self._out_offset += sent
+            if self._out_offset >= len(head):
+                out.popleft()
+                self._out_offset = 0
+        return False
+
+    def _drop_locked(self) -> None:
+        self._out.clear()
+        self._out_offset = 0
+
+    def drop_pending(self) -> None:
+        """Forget what was not written (the worker is gone)."""
+        with self.send_lock:
+            self._drop_locked()
+
+    def stop(self) -> bool:
+        """Ask an idle spare to exit; True when bytes are left for the I/O thread to write."""
         self.stopping = True
-        self.send(encode(("stop",)))
+        return self.enqueue(encode(("stop",)))
 
     def read_frames(self) -> tuple[list[Any], bool]:
         """Frames that have arrived so far, and whether the worker's end is closed."""
         frames: list[Any] = []
         while True:
             try:
-                data = self.sock.recv(_READ_SIZE, socket.MSG_DONTWAIT)
+                data = self.sock.recv(_READ_SIZE)
             except (BlockingIOError, InterruptedError):
                 return frames, False
             except OSError:
@@ -192,6 +235,7 @@ class WorkerProcess:
         self.release_child_fds()
         with self.send_lock:
             self.sock.close()
+            self._drop_locked()
         for stream in list(self.outputs):
             self.close_output(stream)
         if self.pidfd is not None:

@@ -286,35 +286,42 @@ class ProcessExecutor(Executor):
         }
 
     def _flush(self, run: _Run) -> None:
-        """Send what the run's worker has not been sent yet, in order: the task, the start gate's
+        """Queue what the run's worker has not been sent yet, in order: the task, the start gate's
         answer once decided, and, after ``go`` only, the messages posted to the run. A run aborted
         before its task was sent sends ``stop`` instead, so its worker never sees the task.
 
-        What was sent is recorded on the process (under its send lock), not on the run: a run whose
-        worker died before it started is handed to another one, while a thread may still be
+        Never waits for the worker to read (any thread, the I/O thread included): the frames go to
+        the process's outgoing buffer, what the socket takes is written at once, and the I/O thread
+        is woken to write the rest when the socket is writable.
+
+        What was queued is recorded on the process (under its send lock), not on the run: a run
+        whose worker died before it started is handed to another one, while a thread may still be
         flushing it to the first."""
         process = run.process
         if process is None:
             return
+        frames: list[bytes] = []
         with process.send_lock:
             if process.run is not run or process.sock.fileno() < 0:
                 return
-            try:
-                if not process.task_sent:
-                    if run.answer == "abort":
-                        process.sock.sendall(encode(("stop",)))
-                        process.task_sent = process.answer_sent = True
-                        return
-                    process.sock.sendall(run.task_frame)
+            if not process.task_sent:
+                if run.answer == "abort":
+                    frames.append(encode(("stop",)))
+                    process.task_sent = process.answer_sent = True
+                else:
+                    frames.append(run.task_frame)
                     process.task_sent = True
-                if run.answer is not None and not process.answer_sent:
-                    process.sock.sendall(encode((run.answer,)))
-                    process.answer_sent = True
-                if run.answer == "go":
-                    while run.outbox:
-                        process.sock.sendall(run.outbox.popleft())
-            except OSError:
-                pass  # the worker is gone; the I/O thread reports how it ended
+            if run.answer is not None and not process.answer_sent:
+                frames.append(encode((run.answer,)))
+                process.answer_sent = True
+            if run.answer == "go":
+                while run.outbox:
+                    frames.append(run.outbox.popleft())
+            left = False
+            for frame in frames:  # (under the reentrant send lock: in order against other threads)
+                left = process.enqueue(frame)
+        if left and threading.current_thread() is not self._thread:
+            self._wake()  # the I/O thread writes the rest (it looks at every process after each step)
 
     def _cancel(self, run: _Run, grace: float | None) -> None:
         if grace is not None and grace < 0:
@@ -427,6 +434,18 @@ class ProcessExecutor(Executor):
             if deadline is not None and now >= deadline:
                 process.kill()
         self._launch_and_dispatch()
+        for process in list(self._processes):
+            self._pump(process)
+
+    def _pump(self, process: WorkerProcess) -> None:
+        """Write what the socket takes of the process's outgoing bytes (never waiting), and watch it
+        for writing while bytes are left, only then (I/O thread)."""
+        left = process.write_pending() if process.has_pending else False
+        if left != process.want_write and process.conn_open and not process.exited:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if left else 0)
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self._selector.modify(process.sock, events, (self._on_conn, process))
+                process.want_write = left
 
     def _launch_and_dispatch(self) -> None:
         with self._lock:
@@ -598,10 +617,14 @@ class ProcessExecutor(Executor):
         self._on_exit(process, process.popen.wait())
 
     def _on_conn(self, process: WorkerProcess) -> None:
+        if process.has_pending:
+            self._pump(process)
         frames, eof = process.read_frames()
         for frame in frames:
             self._on_frame(process, frame)
         if eof:
+            process.drop_pending()
+            process.want_write = False
             self._unregister(process.sock)
             if process.popen is not None and process.pidfd is None:
                 self._on_exit(process, process.popen.wait())

@@ -18,7 +18,7 @@ import pytest
 from executor_helpers import WAIT, Recorder, reference, wait_gone
 from polling import wait_until
 
-from jobmanager_nb.executors import OffloadedTask, ProcessExecutor, RunHandle, WorkerEvent
+from jobmanager_nb.executors import OffloadedTask, ProcessExecutor, RunHandle, RunOutcome, WorkerEvent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -281,10 +281,33 @@ def test_messages_posted_before_started_arrive_after_go(executor: ProcessExecuto
     assert recorder.kinds()[0] == "started"
 
 
-def test_a_worker_that_dies_waiting_for_go_is_replaced_not_reported_started(executor: ProcessExecutor) -> None:
+def test_a_worker_that_dies_waiting_for_go_is_replaced_not_reported_started() -> None:
     """A worker killed after it said ``ready`` but before the I/O thread read it (held here by a slow
     listener): its leftover ``ready`` is not answered ``go``, the run is not reported started and then
-    lost; it takes another worker, like any run whose worker died before it started."""
+    lost; it takes another worker, like any run whose worker died before it started.
+
+    The I/O thread is held through the first run's listener; in the rare trial where it answered the second
+    run before being held (its ``started`` came before the kill), that run did start, and ending lost is
+    right. The scenario is tried until it happened as intended three times."""
+    intended = 0
+    for _ in range(10):
+        executor = ProcessExecutor(spares=2)
+        try:
+            started_first, outcome, kinds = _kill_while_waiting_for_go(executor)
+        finally:
+            executor.shutdown(timeout=5)
+        if started_first:
+            assert outcome.lost, outcome
+            continue
+        intended += 1
+        assert (outcome.status, outcome.result, outcome.lost) == ("finished", 2, False), outcome
+        assert kinds.count("started") == 1
+        if intended == 3:
+            return
+    assert intended, "the I/O thread was never held before the worker said ready"
+
+
+def _kill_while_waiting_for_go(executor: ProcessExecutor) -> tuple[bool, RunOutcome, list[str]]:
     wait_until(lambda: len(executor._idle) >= 2, WAIT)  # both spares: the second run goes to one at once
     hold = threading.Event()
     first = Recorder()
@@ -305,8 +328,9 @@ def test_a_worker_that_dies_waiting_for_go_is_replaced_not_reported_started(exec
         assert readable, "the second run's worker never said ready"
         os.kill(process.pid, signal.SIGKILL)
         assert wait_gone([process.pid], timeout=WAIT) == []
+        # Read now, with the I/O thread still held: a "started" here was answered before the kill landed
+        # (the thread was not held yet), and then ending lost is right.
+        started_first = "started" in second.kinds()
     finally:
         hold.set()
-    outcome = second.outcome()
-    assert (outcome.status, outcome.result, outcome.lost) == ("finished", 2, False), outcome
-    assert second.kinds().count("started") == 1
+    return started_first, second.outcome(), second.kinds()

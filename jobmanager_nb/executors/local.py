@@ -33,6 +33,7 @@ import pickle
 import select
 import selectors
 import signal
+import socket
 import sys
 import threading
 import time
@@ -872,8 +873,17 @@ def _has_exited(process: WorkerProcess) -> bool:
     can tell without reaping: a pidfd, Linux only)."""
     if process.exited or not process.conn_open:
         return True
+    try:  # a worker waiting for go sends nothing more: end of file on its socket means it is gone
+        if process.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+            return True
+    except (BlockingIOError, InterruptedError):
+        pass  # nothing to read: it is still there, waiting
+    except OSError:
+        return True  # the connection is broken
     if process.popen is not None:
         return process.popen.poll() is not None
+    if process.pid is not None and _is_zombie(process.pid):
+        return True  # dead, not yet reaped by its fork server (a pidfd may not say so yet)
     pidfd_open = getattr(os, "pidfd_open", None)
     if process.pid is None or pidfd_open is None:
         return False
@@ -885,6 +895,16 @@ def _has_exited(process: WorkerProcess) -> bool:
         return bool(select.select([pidfd], [], [], 0)[0])  # a pidfd is readable once its process exited
     finally:
         os.close(pidfd)
+
+
+def _is_zombie(pid: int) -> bool:
+    """True when ``pid`` has exited and waits to be reaped (Linux ``/proc``; False where it cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return False  # reaped already (the pidfd check says so), or no /proc here: the other checks decide
+    return bool(fields) and fields[0] in (b"Z", b"X")
 
 
 def _kill_group(pid: int | None) -> None:

@@ -13,6 +13,7 @@ import dis
 import itertools
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -120,8 +121,12 @@ class InterruptAt:
     where no signal ever can, such as between a ``with`` block's last line and the call that releases
     its lock, and report bugs that cannot happen."""
 
-    def __init__(self, n: int | None) -> None:
+    def __init__(self, n: int | None, *, by_signal: bool = False) -> None:
         self.n = n
+        self.by_signal = by_signal
+        """Send this process a real SIGINT there instead (main thread only): the handler installed then
+        decides, as it would for a Ctrl-C (``default_int_handler`` raises; code that holds SIGINT back
+        delivers it later)."""
         self.points = 0
         self.where: str | None = None
         """Where it fired (file:line in function), or None if the code passed fewer than ``n`` checkpoints."""
@@ -139,13 +144,17 @@ class InterruptAt:
             if self.points == self.n:
                 code = frame.f_code
                 self.where = f"{Path(code.co_filename).name}:{frame.f_lineno} in {code.co_name}"
-                raise KeyboardInterrupt  # CPython turns tracing off when a trace function raises
+                if not self.by_signal:
+                    raise KeyboardInterrupt  # CPython turns tracing off when a trace function raises
+                signal.raise_signal(signal.SIGINT)  # its handler runs right here, at this checkpoint
+                sys.settrace(None)  # it did not raise: it holds the interrupt back for later
+                return None
         return self._trace
 
-    def call(self, function: Callable[..., T], *args: Any) -> T:
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         sys.settrace(self._trace)
         try:
-            return function(*args)
+            return function(*args, **kwargs)
         finally:
             sys.settrace(None)
 

@@ -13,6 +13,7 @@ of its points in turn.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import threading
@@ -44,12 +45,12 @@ def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(100, logger="jobmanager_nb")
 
 
-def on_the_main_thread_loop(body: Any) -> None:
+def on_the_main_thread_loop(body: Any, **options: Any) -> None:
     """Run ``body(manager)`` in ``asyncio.run`` with a manager made inside it: the home loop is the main
     thread's running loop, as in a kernel; waits in ``body`` run it re-entrantly, like a cell's."""
 
     async def main() -> None:
-        manager = JobManager()
+        manager = JobManager(**options)
         try:
             body(manager)
         finally:
@@ -194,9 +195,9 @@ def busy_body(rounds: int) -> int:
     return total
 
 
-def traced_job(rounds: int, n: int | None, injectors: list[InterruptAt]) -> Any:
+def traced_job(rounds: int, n: int | None, injectors: list[InterruptAt], *, by_signal: bool = False) -> Any:
     def job() -> int:
-        injector = InterruptAt(n)
+        injector = InterruptAt(n, by_signal=by_signal)
         injectors.append(injector)
         return injector.call(busy_body, rounds)
 
@@ -213,6 +214,8 @@ def calibrate(m: JobManager, rounds: int) -> int:
 
 def traced_job_trials(m: JobManager, kind: str, *, main_thread: bool) -> Counter[str]:
     tally: Counter[str] = Counter()
+    if main_thread:  # a real SIGINT at the chosen point, handled as in a kernel while a cell runs
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     m.subscribe(lambda event: None)  # so that printing publishes output events too
     lines = {rounds: calibrate(m, rounds) for rounds in (1, 4, 12)}
     for trial in trials(kind, TRACED_JOB_TRIALS):
@@ -220,7 +223,8 @@ def traced_job_trials(m: JobManager, kind: str, *, main_thread: bool) -> Counter
         rounds = rng.choice(list(lines))
         n = rng.randint(1, lines[rounds])
         injectors: list[InterruptAt] = []
-        m.add_job(traced_job(rounds, n, injectors), name="traced", offloaded=False, retries=rng.choice([0, 2]))
+        job = traced_job(rounds, n, injectors, by_signal=main_thread)
+        m.add_job(job, name="traced", offloaded=False, retries=rng.choice([0, 2]))
         try:
             run = m.wait("traced", QUICK)
         except KeyboardInterrupt:  # on the main thread's loop the interrupt goes on to the waiting cell
@@ -253,6 +257,76 @@ def test_interrupts_at_any_point_of_inline_jobs_on_the_main_threads_loop() -> No
     tallies: list[Counter[str]] = []
     on_the_main_thread_loop(lambda m: tallies.append(traced_job_trials(m, "traced job, main loop", main_thread=True)))
     assert tallies[0]["fired"] >= TRACED_JOB_TRIALS * 0.8, tallies
+
+
+def flaky_once() -> Any:
+    attempts: list[int] = []
+
+    def flaky() -> int:
+        attempts.append(1)
+        if len(attempts) % 2:
+            raise ValueError("fails every other time")
+        return 2
+
+    return flaky
+
+
+@pytest.mark.parametrize("ending", ["finished", "failed", "retried", "one-off"])
+def test_a_sigint_at_any_point_of_an_inline_runs_ending_waits_until_the_ending_is_whole(ending: str) -> None:
+    """On the kernel's thread an inline run's ending takes many steps (bookkeeping, the store, events,
+    releasing waiters); a Ctrl-C at any point of them is delivered once they are all done, so the run
+    never stays ended but unreleased (its waits, wait_all and close() would never return)."""
+
+    def body(m: JobManager) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        m.subscribe(lambda event: None)
+        real = m._end_held
+        plan: dict[str, InterruptAt] = {}
+
+        def traced(*args: Any, **kwargs: Any) -> None:
+            injector = plan.pop("injector", None)
+            if injector is None:
+                return real(*args, **kwargs)
+            return injector.call(real, *args, **kwargs)
+
+        m._end_held = traced  # type: ignore[method-assign]
+        flaky = flaky_once()
+        names = itertools.count()
+
+        def run_one(n: int | None) -> tuple[InterruptAt, str]:
+            plan["injector"] = injector = InterruptAt(n, by_signal=True)
+            name = f"ending-{next(names)}"
+            if ending == "finished":
+                m.add_job(lambda: 1, name=name, offloaded=False)
+            elif ending == "failed":
+                m.add_job(inline_fail, name=name, offloaded=False)
+            elif ending == "retried":
+                m.add_job(flaky, name=name, offloaded=False, retries=1)
+            else:
+                m.add_one_off_job(lambda: 1, name=name, offloaded=False)
+            try:
+                m.wait(name, QUICK)
+                heard = "returned"
+            except KeyboardInterrupt:
+                heard = "interrupted"
+            except JobFailedError:
+                heard = "failed"
+            run = ended(m, name)  # a TimeoutError here: the run never ended or was never released
+            note = f"{ending}: SIGINT at checkpoint {n} ({injector.where}), the cell's wait {heard}"
+            assert run.outcome in ("finished", "failed"), note
+            if ending == "one-off":
+                assert getattr(m.store.get(name), "status", None) == "finished", note
+            m.wait_all(QUICK)
+            return injector, note
+
+        points = min(run_one(None)[0].points for _ in range(2))  # the first may start a thread or two
+        assert points > 20, points
+        for n in range(1, points + 1):
+            injector, note = run_one(n)
+            assert injector.fired, note
+        keeps_working(m, ending)
+
+    on_the_main_thread_loop(body, retry_backoff=0.001)
 
 
 # ------------------------------------------------------------------------------------------ settrace: callbacks

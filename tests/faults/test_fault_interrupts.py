@@ -66,9 +66,12 @@ def on_the_main_thread_loop(body: Any, **options: Any) -> None:
 # ------------------------------------------------------------------------------------------ real SIGINT
 
 
-def printer(count: int, started: threading.Event) -> Any:
+def printer(count: int, started: list[bool]) -> Any:
+    """A job that prints ``count`` lines; it notes its start in ``started`` (a list, not a threading.Event,
+    whose set() is Python code an interrupt could leave holding its lock)."""
+
     def job() -> int:
-        started.set()
+        started.append(True)
         for i in range(count):
             print(i)
         return count
@@ -76,9 +79,9 @@ def printer(count: int, started: threading.Event) -> Any:
     return job
 
 
-def computer(count: int, started: threading.Event) -> Any:
+def computer(count: int, started: list[bool]) -> Any:
     def job() -> int:
-        started.set()
+        started.append(True)
         total = 0
         for i in range(count):
             total += i * i
@@ -87,9 +90,9 @@ def computer(count: int, started: threading.Event) -> Any:
     return job
 
 
-def sleeper(steps: int, started: threading.Event) -> Any:
+def sleeper(steps: int, started: list[bool]) -> Any:
     async def job() -> int:
-        started.set()
+        started.append(True)
         for i in range(steps):
             print(i)
             await asyncio.sleep(0.001)
@@ -101,7 +104,7 @@ def sleeper(steps: int, started: threading.Event) -> Any:
 def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str]) -> None:
     rng = trial.rng
     kind = rng.choice(["print", "compute", "async", "offloaded", "queue"])
-    started = threading.Event()
+    started: list[bool] = []
     names: list[str] = []
     if kind == "print":
         m.add_job(printer(rng.randrange(1, 20_000), started), name="printer", offloaded=False)
@@ -113,7 +116,7 @@ def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str]) -> None:
         m.add_job(sleeper(rng.randrange(1, 30), started), name="sleeper", offloaded=False)
         names.append("sleeper")
     elif kind == "offloaded":
-        started.set()
+        started.append(True)
         m.add_job(fault_jobs.nap, name="nap", data={"seconds": rng.uniform(0, 0.05), "value": 7})
         names.append("nap")
     else:  # a few queued behind each other: the interrupt may land while later ones wait
@@ -134,7 +137,7 @@ def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str]) -> None:
 
     def send() -> None:
         if after_start:
-            started.wait(QUICK)
+            wait_until(lambda: started, QUICK, 0.0005)
         time.sleep(delay)  # the random moment of the fault
         os.kill(os.getpid(), signal.SIGINT)  # a real SIGINT to this process, as the Interrupt button sends
 
@@ -395,7 +398,7 @@ def test_interrupts_at_any_point_of_a_subscriber() -> None:
             if trial.index > 0:  # the first one measures the bodies
                 armed["plan"] = {"at_call": rng.randrange(0, 6), "injector": injector, "body": body, "done": done}
             m.add_job(fault_jobs.nap, name="nap", data={"seconds": rng.uniform(0, 0.03), "value": 1})
-            m.add_job(printer(rng.randrange(1, 50), threading.Event()), name="printer", offloaded=False)
+            m.add_job(printer(rng.randrange(1, 50), []), name="printer", offloaded=False)
             assert m.wait("nap", QUICK).result == 1, trial
             assert ended(m, "printer").outcome == "finished", trial
             before = sum(calls.values())
@@ -554,7 +557,6 @@ def test_jobs_subscribers_and_handlers_that_raise_keyboard_interrupt_themselves(
             where = rng.choice(["sync job", "async job", "one-off job", "subscriber", "error_handler", "messages"])
             prints = rng.randrange(0, 20)
             if where in ("sync job", "one-off job"):
-
                 interrupted = interrupting(prints)
                 if where == "one-off job":
                     m.add_one_off_job(interrupted, name=f"once-{trial.seed}", offloaded=False, retries=2)
@@ -566,14 +568,13 @@ def test_jobs_subscribers_and_handlers_that_raise_keyboard_interrupt_themselves(
                     run = ended(m, "interrupted")
                 assert (run.outcome, run.attempt) == ("cancelled", 1), f"{run.outcome} {run.attempt} {trial}"
             elif where == "async job":
-
                 interrupted_async = interrupting_async(prints)
                 m.add_job(interrupted_async, offloaded=False, retries=rng.choice([0, 2]))
                 run = ended(m, "interrupted_async")
                 assert (run.outcome, run.attempt) == ("cancelled", 1), f"{run.outcome} {run.attempt} {trial}"
             elif where == "subscriber":
                 plan["subscriber"] = rng.choice(["queued", "started", "output", "finished", "added"])
-                m.add_job(printer(prints + 1, threading.Event()), name="printer", offloaded=False)
+                m.add_job(printer(prints + 1, []), name="printer", offloaded=False)
                 assert m.wait("printer", QUICK).result == prints + 1, trial
             elif where == "error_handler":
                 plan["error_handler"] = True

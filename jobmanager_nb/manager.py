@@ -777,10 +777,11 @@ class JobManager:
                 if store_error is not None:
                     run.store_error = store_error
                     self._keep_unwritten(run.job.name, status, error)
-            with self._lock:
-                told, run.end_callbacks = run.end_callbacks or [], None
-            for callback in told:  # waits made from the event thread: they cannot wait for its delivery
-                _tell(callback, run)
+            if run.end_callbacks is not None:  # rare: waits made from the event thread
+                with self._lock:
+                    told, run.end_callbacks = run.end_callbacks or [], None
+                for callback in told:  # they cannot wait for its delivery: told now
+                    _tell(callback, run)
             self._publish(events)
             handler = self._error_handler
             if handler is not None and (error is not None or run.store_error is not None):

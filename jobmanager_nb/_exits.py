@@ -34,14 +34,7 @@ def exit_code_reason(name: str, code: int) -> str:
 
 def signal_reason(name: str, signum: int) -> str:
     """Why a run failed when its worker was killed by signal ``signum``."""
-    try:
-        label = signal.Signals(signum).name
-    except ValueError:
-        label = "signal"
-    reason = f'Worker for job "{name}" was killed by signal {label} ({signum})'
-    if signum == getattr(signal, "SIGKILL", 9):
-        reason += "; if nobody killed it, the system may have run out of memory"
-    return reason
+    return f'Worker for job "{name}" was killed by signal {_label(signum)} ({signum}){_oom_note(signum)}'
 
 
 def returncode_reason(name: str, returncode: int) -> str:
@@ -65,11 +58,20 @@ def lost_reason(name: str, reason: str) -> str:
 def external_signal_reason(name: str, signum: int) -> str:
     """Why a started run failed when its worker was killed by signal ``signum`` that its executor did
     not send (see :func:`lost_reason`)."""
+    reason = f"the worker process was killed by signal {signum} ({_label(signum)}) while the job ran"
+    return lost_reason(name, reason + _oom_note(signum))
+
+
+def _label(signum: int) -> str:
+    """``SIGKILL`` for 9, or ``signal`` for a number with no name."""
     try:
-        label = signal.Signals(signum).name
+        return signal.Signals(signum).name
     except ValueError:
-        label = "signal"
-    reason = f"the worker process was killed by signal {signum} ({label}) while the job ran"
+        return "signal"
+
+
+def _oom_note(signum: int) -> str:
+    """The hint a SIGKILL nobody asked for deserves: the OOM killer sends it."""
     if signum == getattr(signal, "SIGKILL", 9):
-        reason += "; if nobody killed it, the system may have run out of memory"
-    return lost_reason(name, reason)
+        return "; if nobody killed it, the system may have run out of memory"
+    return ""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,23 @@ if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
 DASHBOARD_THREAD = "jobmanager_nb-dashboard"
+
+HARD_LIMIT = 480.0
+"""Seconds after which a test that is still running ends the whole run, with every thread's stack.
+
+pytest-timeout's own limit (300 s, a signal) fails a test that hangs, but it fires once: a test whose
+clean-up then blocks again (a ``finally`` waiting for a lock its hung job holds) would hang the run until
+CI's own limit, with nothing to show where. This backstop, ``faulthandler``'s timer in C, cannot be
+caught or blocked."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    faulthandler.dump_traceback_later(HARD_LIMIT, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)

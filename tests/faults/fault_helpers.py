@@ -98,17 +98,37 @@ _checkpoints: dict[CodeType, frozenset[int]] = {}
 
 def checkpoints(code: CodeType) -> frozenset[int]:
     """The offsets in ``code`` at which the interpreter may raise a SIGINT's ``KeyboardInterrupt``: where it
-    checks for pending signals (a function's start, a loop's jump back) and right after a call returns."""
+    checks for pending signals (a function's start, a loop's jump back) and right after a call returns.
+
+    After a call, CPython raises the interrupt *at the call* (its eval-breaker check ends the CALL
+    instruction), so the exception handler that applies is the call's. A tracer can only raise at the next
+    instruction, so that one counts only where the same handler covers it: after the last call of a
+    ``with`` block that returns (``return f()`` inside ``with lock:``) the next instruction lies outside
+    the block's handler, and raising there would leave the lock held, which no real signal can do."""
     points = _checkpoints.get(code)
     if points is None:
+        handler = _handlers(code)
         found: set[int] = set()
-        after_call = False
+        call_at: int | None = None
         for instruction in dis.get_instructions(code):
-            if after_call or instruction.opcode in _CHECKING:
-                found.add(instruction.offset)
-            after_call = instruction.opcode in _CALLING
+            offset = instruction.offset
+            if instruction.opcode in _CHECKING or (
+                call_at is not None and handler.get(call_at) == handler.get(offset)
+            ):
+                found.add(offset)
+            call_at = offset if instruction.opcode in _CALLING else None
         points = _checkpoints[code] = frozenset(found)
     return points
+
+
+def _handlers(code: CodeType) -> dict[int, tuple[int, int]]:
+    """Offset -> (handler target, stack depth) of the exception-table entry covering it (Python 3.11+;
+    older versions have no table and report none)."""
+    covered: dict[int, tuple[int, int]] = {}
+    for entry in getattr(dis.Bytecode(code), "exception_entries", ()):
+        for offset in range(entry.start, entry.end, 2):
+            covered[offset] = (entry.target, entry.depth)
+    return covered
 
 
 class InterruptAt:

@@ -101,12 +101,17 @@ def sleeper(steps: int, started: list[bool]) -> Any:
     return job
 
 
-def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str]) -> None:
+def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str], *, inside_a_job: bool = False) -> None:
+    """One real SIGINT at a random moment of a cell's wait; ``inside_a_job`` makes sure it lands in a running
+    inline job's code (a long computation, the signal sent soon after it started)."""
     rng = trial.rng
-    kind = rng.choice(["print", "compute", "async", "offloaded", "queue"])
+    kind = "long compute" if inside_a_job else rng.choice(["print", "compute", "async", "offloaded", "queue"])
     started: list[bool] = []
     names: list[str] = []
-    if kind == "print":
+    if kind == "long compute":
+        m.add_job(computer(50_000_000, started), name="computer", offloaded=False)
+        names.append("computer")
+    elif kind == "print":
         m.add_job(printer(rng.randrange(1, 20_000), started), name="printer", offloaded=False)
         names.append("printer")
     elif kind == "compute":
@@ -126,6 +131,8 @@ def sigint_trial(m: JobManager, trial: Trial, tally: Counter[str]) -> None:
     waits_for = rng.choice([*names, None])
     delay = rng.uniform(0, 0.03)
     after_start = rng.random() < 0.7
+    if inside_a_job:
+        waits_for, delay, after_start = names[0], 0.002, True
 
     delivered = threading.Event()
     window = {"open": True}
@@ -177,9 +184,11 @@ def test_real_sigints_while_a_cell_waits_leave_the_manager_working() -> None:
     def body(m: JobManager) -> None:
         for trial in trials("sigint", SIGINT_TRIALS):
             sigint_trial(m, trial, tally)
+        # Where the random trials' signals land depends on timing: this one lands inside a job for sure.
+        sigint_trial(m, Trial("sigint inside a job", 0), tally, inside_a_job=True)
 
     on_the_main_thread_loop(body)
-    assert sum(tally[k] for k in tally if k != "cancelled runs") == SIGINT_TRIALS
+    assert sum(tally[k] for k in tally if k != "cancelled runs") == SIGINT_TRIALS + 1
     assert tally["interrupted"] + tally["failed: cancelled"] > 0, tally  # the signals did reach the cells
     assert tally["cancelled runs"] > 0, tally  # and some landed inside jobs
 
@@ -324,9 +333,14 @@ def test_a_sigint_at_any_point_of_an_inline_runs_ending_waits_until_the_ending_i
 
         points = min(run_one(None)[0].points for _ in range(2))  # the first may start a thread or two
         assert points > 20, points
+        fired = 0
         for n in range(1, points + 1):
             injector, note = run_one(n)
-            assert injector.fired, note
+            # An ending's path may be a few checkpoints shorter than the measured one (a timer thread or
+            # the event thread already idle): then the SIGINT has nowhere to land in this run.
+            assert injector.fired or injector.points < n, note
+            fired += injector.fired
+        assert fired >= points * 0.9, (fired, points)
         keeps_working(m, ending)
 
     on_the_main_thread_loop(body, retry_backoff=0.001)

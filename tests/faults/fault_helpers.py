@@ -112,9 +112,7 @@ def checkpoints(code: CodeType) -> frozenset[int]:
         call_at: int | None = None
         for instruction in dis.get_instructions(code):
             offset = instruction.offset
-            if instruction.opcode in _CHECKING or (
-                call_at is not None and handler.get(call_at) == handler.get(offset)
-            ):
+            if instruction.opcode in _CHECKING or (call_at is not None and handler.get(call_at) == handler.get(offset)):
                 found.add(offset)
             call_at = offset if instruction.opcode in _CALLING else None
         points = _checkpoints[code] = frozenset(found)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
-    from jobmanager_nb._wire import Channel
+    from jobmanager_nb.processes.wire import Channel
 
 __all__ = ["RunInfo", "cancelled", "data", "in_worker", "on_message", "post_message", "progress", "run"]
 
@@ -211,9 +211,7 @@ def _flush_stdio() -> None:
             pass
 
 
-def _install(
-    channel: Channel, job_data: Any, run_info: dict[str, Any], before_report: Callable[[], None]
-) -> None:
+def _install(channel: Channel, job_data: Any, run_info: dict[str, Any], before_report: Callable[[], None]) -> None:
     """Called once by the worker process before the job starts (not part of the public API)."""
     global _channel, _before_report, data, run
     data = job_data

@@ -83,7 +83,7 @@ def fork_server(before: set[int]) -> psutil.Process | None:
     """The executor's fork server, if it is there now (a child of ours that was not there before)."""
     for child in psutil.Process().children():
         with contextlib.suppress(psutil.Error):
-            if child.pid not in before and "jobmanager_nb._zygote" in " ".join(child.cmdline()):
+            if child.pid not in before and "jobmanager_nb.processes.zygote" in " ".join(child.cmdline()):
                 return child
     return None
 

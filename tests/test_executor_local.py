@@ -530,7 +530,7 @@ def test_parent_killed_leaves_no_orphans() -> None:
         # besides the jobs: the fork server and the two spares (which may still be starting)
         helpers = [pid for pid in wait_for_count(tree, len(jobs) + 3) if pid not in jobs]
         assert len(helpers) >= 3
-        servers = [p.pid for p in tree.children() if "jobmanager_nb._zygote" in " ".join(p.cmdline())]
+        servers = [p.pid for p in tree.children() if "jobmanager_nb.processes.zygote" in " ".join(p.cmdline())]
         assert len(servers) == 1 and servers[0] in helpers  # the fork server must not outlive its parent either
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=WAIT)
@@ -556,7 +556,7 @@ def _fork_server_of(ex_before: set[int]) -> psutil.Process:
     deadline = time.monotonic() + WAIT
     while time.monotonic() < deadline:
         for child in psutil.Process().children():
-            if child.pid not in ex_before and "jobmanager_nb._zygote" in " ".join(child.cmdline()):
+            if child.pid not in ex_before and "jobmanager_nb.processes.zygote" in " ".join(child.cmdline()):
                 return child
         time.sleep(0.02)  # polling the OS process table: there is nothing to wait on
     raise AssertionError("no fork server appeared")

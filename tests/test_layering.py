@@ -71,8 +71,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("the one-off store", {"store"}),
     (
         "running jobs",
-        {"jobs", "capture", "loops", "timers", "waiting", "executors", "worker"}
-        | {"_child", "_output", "_wire", "_exits", "_zygote"},
+        {"jobs", "capture", "loops", "timers", "waiting", "executors", "worker", "processes"},
     ),
     ("the manager", {"state", "inline", "manager", "handle", "session"}),
     ("the notebook face", {"notebook", "magics", "widgets"}),  # notebook/; magics and widgets re-export it

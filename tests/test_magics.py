@@ -143,9 +143,7 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return "magic_jobs_pk"
 
 
-def test_an_inline_reexported_function_keeps_its_reference_and_the_same_line_replaces_it(
-    ip, manager, package
-) -> None:
+def test_an_inline_reexported_function_keeps_its_reference_and_the_same_line_replaces_it(ip, manager, package) -> None:
     out = line(ip, "job", f"{package}:work --inline --at 60")
     assert out.startswith(f'added job "work" ({package}:work, inline): every minute')
     assert line(ip, "job", f"{package}:work --inline --at 60").startswith('added job "work"')

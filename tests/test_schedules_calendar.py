@@ -207,9 +207,7 @@ moments = st.one_of(
         st.sampled_from(_TRANSITION_DAYS),
         st.floats(min_value=-4 * 3600, max_value=6 * 3600, allow_nan=False),
     ),
-    st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1)).map(
-        lambda m: m.replace(tzinfo=UTC)
-    ),
+    st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 1, 1)).map(lambda m: m.replace(tzinfo=UTC)),
 )
 
 

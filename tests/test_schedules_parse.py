@@ -151,9 +151,7 @@ def test_describe_schedule_examples(at: object, text: str) -> None:
 
 
 def test_unknown_timezone_names_are_invalid_with_a_suggestion() -> None:
-    with pytest.raises(
-        InvalidScheduleError, match=r'unknown timezone "Europe/Berln" .*did you mean "Europe/Berlin"'
-    ):
+    with pytest.raises(InvalidScheduleError, match=r'unknown timezone "Europe/Berln" .*did you mean "Europe/Berlin"'):
         parse_schedule("every 5 minutes", "Europe/Berln")
 
 
@@ -187,6 +185,4 @@ def test_reprs_show_the_spec_and_zone() -> None:
     assert repr(parse_schedule(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))) == (
         "DateSchedule('2026-12-01T09:00:00+00:00')"
     )
-    assert (
-        repr(parse_schedule(60, "UTC", now=NOW)) == "IntervalSchedule(60, anchor='2026-01-05T09:00:00+00:00')"
-    )
+    assert repr(parse_schedule(60, "UTC", now=NOW)) == "IntervalSchedule(60, anchor='2026-01-05T09:00:00+00:00')"

@@ -61,13 +61,8 @@ def test_a_naive_repeated_date_means_the_first_occurrence_unless_fold_says_other
 
 
 def test_date_descriptions() -> None:
-    assert (
-        parse_schedule(datetime(2026, 12, 1, 9, 0), "Europe/Berlin").describe()
-        == "once at 2026-12-01 09:00 CET"
-    )
-    assert (
-        parse_schedule(datetime(2026, 12, 1, 9, 0, 5), "UTC").describe() == "once at 2026-12-01 09:00:05 UTC"
-    )
+    assert parse_schedule(datetime(2026, 12, 1, 9, 0), "Europe/Berlin").describe() == "once at 2026-12-01 09:00 CET"
+    assert parse_schedule(datetime(2026, 12, 1, 9, 0, 5), "UTC").describe() == "once at 2026-12-01 09:00:05 UTC"
 
 
 # --- intervals ------------------------------------------------------------------------------------

@@ -75,6 +75,4 @@ def test_transition_finds_the_exact_second() -> None:
     lord_howe = ZoneInfo("Australia/Lord_Howe")  # a 30-minute change
     change = transition(datetime(2026, 4, 4, 14, 0), datetime(2026, 4, 4, 16, 0), lord_howe)
     assert change.replace(tzinfo=UTC).astimezone(lord_howe).utcoffset() == timedelta(hours=10, minutes=30)
-    assert (change - timedelta(seconds=1)).replace(tzinfo=UTC).astimezone(lord_howe).utcoffset() == timedelta(
-        hours=11
-    )
+    assert (change - timedelta(seconds=1)).replace(tzinfo=UTC).astimezone(lord_howe).utcoffset() == timedelta(hours=11)

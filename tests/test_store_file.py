@@ -179,8 +179,16 @@ def test_a_file_written_by_an_older_version_opens_and_its_owners_are_judged_by_t
     dead = {**old, "create_time": me.create_time - 3600, "token": "d" * 16}
     times = {"created_at": "2026-01-05T09:00:00+00:00", "started_at": "2026-01-05T09:00:01+00:00"}
     records = {
-        str(i): {"name": name, "status": "started", **times, "finished_at": None, "attempts": 1, "error": None,
-                 "owner": owner, "meta": {}}
+        str(i): {
+            "name": name,
+            "status": "started",
+            **times,
+            "finished_at": None,
+            "attempts": 1,
+            "error": None,
+            "owner": owner,
+            "meta": {},
+        }
         for i, (name, owner) in enumerate((("mine", old), ("orphan", dead)), start=1)
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,9 +32,7 @@ def spawn_owner() -> tuple[subprocess.Popen[bytes], Owner]:
     import jobmanager_nb
 
     env = {**os.environ, "PYTHONPATH": str(Path(jobmanager_nb.__file__).resolve().parents[1])}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SHOW_OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-c", SHOW_OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the child prints at once; EOF if it crashed
     assert line, "the child printed nothing"

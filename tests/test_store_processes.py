@@ -127,9 +127,7 @@ KILLS = 40
 def check_file(path: Path, confirmed: dict[str, str]) -> None:
     content = json.loads(path.read_bytes())  # it parses ...
     assert content["jobmanager_nb"]["1"]["schema"] == SCHEMA_VERSION  # ... is a store ...
-    records = [
-        OneOffRecord.from_dict(doc) for doc in content["one_off_jobs"].values()
-    ]  # ... of valid records
+    records = [OneOffRecord.from_dict(doc) for doc in content["one_off_jobs"].values()]  # ... of valid records
     status = {r.name: r.status for r in records}
     missing = sorted(set(confirmed) - set(status))
     assert not missing, f"confirmed writes lost: {missing}"

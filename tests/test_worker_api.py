@@ -77,7 +77,7 @@ NOT_IN_A_WORKER += ("socket", "selectors", "subprocess")
     ("module", "heavy"),
     [
         ("jobmanager_nb.worker", (*NOT_IN_A_WORKER, "json", "pickle")),
-        ("jobmanager_nb._child", (*NOT_IN_A_WORKER, "json", "runpy")),
+        ("jobmanager_nb.processes.child", (*NOT_IN_A_WORKER, "json", "runpy")),
     ],
 )
 def test_the_worker_side_imports_no_heavy_module(module: str, heavy: tuple[str, ...]) -> None:

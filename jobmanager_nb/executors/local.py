@@ -1,7 +1,7 @@
 """Offloaded jobs in local worker processes: one fresh process per run, started in milliseconds.
 
 :class:`ProcessExecutor` keeps a few *spare* workers that are already running and asleep on their
-socket (forked from a preloaded fork server, see :mod:`jobmanager_nb._zygote`); a new run is handed
+socket (forked from a preloaded fork server, see :mod:`jobmanager_nb.processes.zygote`); a new run is handed
 to a spare at once and a replacement is started behind it. No process ever runs two jobs. At most
 ``max_workers`` runs are running at a time; the rest wait in FIFO order.
 
@@ -40,11 +40,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from jobmanager_nb._exits import external_signal_reason, is_self_inflicted, lost_reason, returncode_reason
-from jobmanager_nb._wire import encode
-from jobmanager_nb.executors._launchers import ForkServerLauncher, Launcher, Notice, SpawnLauncher
-from jobmanager_nb.executors._process import Stream, WorkerProcess
 from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+from jobmanager_nb.processes.exits import external_signal_reason, is_self_inflicted, lost_reason, returncode_reason
+from jobmanager_nb.processes.launchers import ForkServerLauncher, Launcher, Notice, SpawnLauncher
+from jobmanager_nb.processes.wire import encode
+from jobmanager_nb.processes.worker_process import Stream, WorkerProcess
 
 __all__ = ["DEFAULT_PRELOAD", "ProcessExecutor"]
 

@@ -2,8 +2,8 @@
 finished or failed), the manager keeps working, and once it is closed nothing it started is left running.
 
 Only processes that appeared during the test are ever killed: the fork server (a child of this process
-running ``jobmanager_nb._zygote``), the workers it forked (its children), and workers started by
-``spawn`` (``jobmanager_nb._child``), should the executor fall back to it.
+running ``jobmanager_nb.processes.zygote``), the workers it forked (its children), and workers started by
+``spawn`` (``jobmanager_nb.processes.child``), should the executor fall back to it.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def fleet(since: set[int]) -> tuple[list[psutil.Process], list[psutil.Process]]:
                 continue
         except psutil.Error:
             continue
-        if "jobmanager_nb._zygote" in command and parent == me:
+        if "jobmanager_nb.processes.zygote" in command and parent == me:
             servers.append(process)
-        elif "jobmanager_nb._zygote" in command or "jobmanager_nb._child" in command:
+        elif "jobmanager_nb.processes.zygote" in command or "jobmanager_nb.processes.child" in command:
             workers.append(process)  # forked by the server (same command line), or spawned
     return servers, workers
 

@@ -2,10 +2,10 @@
 
 Both give every worker the same start: a new session (so the notebook's Interrupt, which signals
 the kernel's process group, never reaches it), ``/dev/null`` as stdin, the parent's pipes as
-stdout and stderr from the first instruction on, and :func:`jobmanager_nb._child.main` as its
+stdout and stderr from the first instruction on, and :func:`jobmanager_nb.processes.child.main` as its
 only code.
 
-* :class:`ForkServerLauncher` (``"forkserver"``): one :mod:`jobmanager_nb._zygote` process per
+* :class:`ForkServerLauncher` (``"forkserver"``): one :mod:`jobmanager_nb.processes.zygote` process per
   executor forks workers on request; asking costs the parent one ``sendmsg``, the pid and later
   the exit status come back on the control socket. The server's stderr is a pipe that the I/O
   thread drains whenever it is readable (:meth:`Launcher.drain_server_output`), so that a chatty
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import jobmanager_nb
-from jobmanager_nb._wire import FrameBuffer
-from jobmanager_nb._zygote import REQUEST
-from jobmanager_nb.executors._process import WorkerProcess
+from jobmanager_nb.processes.wire import FrameBuffer
+from jobmanager_nb.processes.worker_process import WorkerProcess
+from jobmanager_nb.processes.zygote import REQUEST
 
 __all__ = ["ForkServerLauncher", "Launcher", "Notice", "SpawnLauncher", "package_root"]
 
@@ -102,7 +102,7 @@ class SpawnLauncher(Launcher):
         conn_fd, out_w, err_w, out_r, err_r = process.fds_for_child()
         statement = (
             "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
-            f"from jobmanager_nb._child import main; main({conn_fd}, {out_r}, {err_r})"
+            f"from jobmanager_nb.processes.child import main; main({conn_fd}, {out_r}, {err_r})"
         )
         try:
             popen = subprocess.Popen(
@@ -148,7 +148,7 @@ class ForkServerLauncher(Launcher):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         except (AttributeError, OSError):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        statement = f"from jobmanager_nb._zygote import main; main({theirs.fileno()}, {list(self._preload)!r})"
+        statement = f"from jobmanager_nb.processes.zygote import main; main({theirs.fileno()}, {list(self._preload)!r})"
         err_r, err_w = os.pipe()
         try:
             self._server = subprocess.Popen(

@@ -28,7 +28,7 @@ import threading
 from collections import deque
 from typing import Any, Literal
 
-from jobmanager_nb._wire import FrameBuffer, encode
+from jobmanager_nb.processes.wire import FrameBuffer, encode
 
 __all__ = ["Stream", "WorkerProcess"]
 

@@ -16,7 +16,7 @@ import os
 import select
 import threading
 
-from jobmanager_nb._wire import Channel
+from jobmanager_nb.processes.wire import Channel
 from jobmanager_nb.worker import _flush_stdio as flush_python_streams
 
 __all__ = ["OutputBudget", "OutputPump"]
@@ -96,4 +96,3 @@ class OutputPump:
                     self._channel.send(("output", stream, data[:allowed]))
                 except OSError:
                     return  # the parent is gone; the listener thread ends this process
-

@@ -1,12 +1,12 @@
 """The first and only code a worker process runs: wait for one task, run it, report, exit.
 
-A worker is started (by :mod:`jobmanager_nb._zygote` or by a fresh interpreter) with fd 0 on
+A worker is started (by :mod:`jobmanager_nb.processes.zygote` or by a fresh interpreter) with fd 0 on
 ``/dev/null``, fds 1 and 2 on pipes, and one socket to the parent, and calls :func:`main` with
 the socket's descriptor and the read ends of the two pipes. It then:
 
 1. ignores SIGINT (the notebook's Interrupt button is not meant for jobs), makes ``sys.stdout`` and
    ``sys.stderr`` line-buffered writers on fds 1 and 2, enables :mod:`faulthandler`, starts the
-   thread that forwards fds 1 and 2 to the parent (:mod:`jobmanager_nb._output`), and its
+   thread that forwards fds 1 and 2 to the parent (:mod:`jobmanager_nb.processes.output`), and its
    listener thread, parked until a task arrives;
 2. blocks until the parent sends ``("task", spec)`` — a spare worker sleeps here; ``("stop",)``
    or end of file (the parent died) makes it exit quietly;
@@ -39,9 +39,9 @@ import sys
 import threading
 
 from jobmanager_nb import worker
-from jobmanager_nb._exits import exit_code_reason
-from jobmanager_nb._output import OutputBudget, OutputPump
-from jobmanager_nb._wire import Channel
+from jobmanager_nb.processes.exits import exit_code_reason
+from jobmanager_nb.processes.output import OutputBudget, OutputPump
+from jobmanager_nb.processes.wire import Channel
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (workers stay light)
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ the parent's ``__main__`` script, and each worker becomes the leader of its own 
 
 Requests (parent → server): 8 bytes (a request id) carrying five descriptors: the worker's end of
 its parent socket, the write ends of its stdout and stderr pipes, and their read ends. Reports
-(server → parent), as :mod:`jobmanager_nb._wire` frames: ``("ready", server_pid)``,
+(server → parent), as :mod:`jobmanager_nb.processes.wire` frames: ``("ready", server_pid)``,
 ``("started", request_id, pid)``, ``("failed", request_id, error_text)`` and
 ``("exited", pid, returncode)`` (negative: killed by that signal). The server exits when the
 parent closes the control socket (or dies), killing the process group of every worker it has not
@@ -28,7 +28,7 @@ import socket
 import struct
 import sys
 
-from jobmanager_nb._wire import encode
+from jobmanager_nb.processes.wire import encode
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ _PR_SET_NAME = 15  # the short name that top and ps -o comm show
 def main(ctrl_fd: int, preload: list[str]) -> None:
     """Serve fork requests on ``ctrl_fd`` until the parent closes it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import jobmanager_nb._child  # noqa: F401  (the code every worker runs)
+    import jobmanager_nb.processes.child  # noqa: F401  (the code every worker runs)
 
     gc.freeze()  # keep the collector off these objects, so that workers share their pages longer
     to_preload = list(preload)  # imported between requests, so that the first worker need not wait
@@ -146,7 +146,7 @@ def _become_worker(
         os.dup2(err_w, 2)
         for fd in (out_w, err_w, devnull):
             os.close(fd)
-        from jobmanager_nb._child import main as worker_main
+        from jobmanager_nb.processes.child import main as worker_main
 
         worker_main(conn_fd, out_r, err_r)
     finally:

@@ -70,8 +70,9 @@ class RunOutcome:
 
 @dataclass(frozen=True)
 class WorkerEvent:
-    """One thing a worker did. ``started``: the job's code is about to run. ``message``: the job
-    posted ``payload`` (``"done"`` included). ``progress``: ``payload`` is ``(fraction, text)``.
+    """One thing a worker did. ``started``: the job's code is about to run (``payload`` is the worker
+    process's pid, ``location`` where it runs: ``"local"``, or a Dask worker's address). ``message``: the
+    job posted ``payload`` (``"done"`` included). ``progress``: ``payload`` is ``(fraction, text)``.
     ``output``: ``payload`` is ``(stream, text)`` with stream ``stdout`` or ``stderr``.
     ``exited``: the last event of a run, ``outcome`` says how it ended."""
 
@@ -79,6 +80,7 @@ class WorkerEvent:
     run_id: str
     payload: Any = None
     outcome: RunOutcome | None = None
+    location: str | None = None
 
 
 class RunHandle(ABC):
@@ -104,6 +106,11 @@ class RunHandle(ABC):
 
 class Executor(ABC):
     """Runs offloaded tasks, one fresh process per run."""
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The address of a web page that shows this executor's work (a Dask dashboard), or None."""
+        return None
 
     @abstractmethod
     def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> RunHandle:

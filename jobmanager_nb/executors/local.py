@@ -693,7 +693,7 @@ class ProcessExecutor(Executor):
         self._flush(run)
         if go:
             self._handed_over(run)
-            self._emit(run, WorkerEvent("started", run.run_id, payload=pid))
+            self._emit(run, WorkerEvent("started", run.run_id, payload=pid, location="local"))
         elif run.abort_outcome is not None:
             self._settle(run, run.abort_outcome)
 

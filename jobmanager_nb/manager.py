@@ -22,7 +22,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
@@ -46,7 +46,7 @@ from jobmanager_nb.inline import InlineRunner
 from jobmanager_nb.jobs import check_json_data, offload_target, resolve_target, takes_no_argument
 from jobmanager_nb.lifecycle import FINAL, Outcome, advance
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
-from jobmanager_nb.model import JobInfo, JobRun
+from jobmanager_nb.model import DEFAULT_EXECUTOR, INLINE_LOCATION, LOCAL_EXECUTOR, JobInfo, JobRun
 from jobmanager_nb.schedules import describe_schedule, parse_schedule
 from jobmanager_nb.state import (
     HISTORY_EXC_LIMIT,
@@ -82,6 +82,13 @@ class JobManager:
     ``jobmanager_nb`` logger with its traceback (``log_failures=False`` turns that off).
     ``worker_message_handler({"name", "message"})`` of every message a worker posts. Use it as a
     context manager, or call :meth:`close` when done.
+
+    Offloaded runs go to an executor. ``executor`` is the default one (every offloaded job added without
+    ``executor=``); without it, the built-in :class:`~jobmanager_nb.executors.local.ProcessExecutor`, made on
+    the first offloaded run. ``executors`` names more (``{"dask": DaskExecutor(...)}``; or later,
+    :meth:`add_executor`), which a job picks with ``add_job(..., executor="dask")``. The name ``"local"``
+    always means the built-in one, ``"default"`` the default; both are reserved. :meth:`close` shuts down only
+    the built-in executor: the ones passed in stay open (they are the caller's to shut down).
     """
 
     def __init__(
@@ -93,6 +100,7 @@ class JobManager:
         inline_concurrency: int = 3,
         clock: Clock | None = None,
         executor: Executor | None = None,
+        executors: Mapping[str, Executor] | None = None,
         loop: asyncio.AbstractEventLoop | None = None,
         tz: Any = None,
         retry_backoff: float = 1.0,
@@ -102,6 +110,11 @@ class JobManager:
     ) -> None:
         if inline_concurrency < 1:
             raise ValueError("inline_concurrency must be at least 1")
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(f"executor must be an Executor (ProcessExecutor, DaskExecutor, ...), not {executor!r}")
+        named = dict(executors or {})
+        for executor_name, named_executor in named.items():
+            _check_executor(executor_name, named_executor)
         self._clock: Clock = clock or SystemClock()
         self._tz = tz
         self._error_handler = error_handler
@@ -157,8 +170,11 @@ class JobManager:
             capture_output=capture_inline_output,
         )
 
-        self._executor = executor
-        self._owns_executor = False  # a passed-in executor is the caller's to shut down
+        # The default executor: the caller's (never shut down here), or, once made, the built-in one.
+        self._executor: Executor | None = executor
+        self._default_given = executor is not None
+        self._local: Executor | None = None  # the built-in ProcessExecutor, made on first use: ours to shut down
+        self._named: dict[str, Executor] = named  # the caller's, by name (never shut down here)
         self._timers = Timers(self._clock)
 
     # ------------------------------------------------------------------ registration
@@ -174,10 +190,14 @@ class JobManager:
         timeout: float | None = None,
         replace: bool = False,
         retries: int = 0,
+        executor: str | None = None,
     ) -> JobHandle:
         """Register ``job`` to run now (``at=None``), at a datetime, every N seconds, or on a cron or
-        text schedule. Returns a :class:`JobHandle` (``.name``, ``.info``, ``.wait()``)."""
-        definition, name = self._define(job, name, at, data, offloaded, timeout, retries, one_off=False)
+        text schedule. Returns a :class:`JobHandle` (``.name``, ``.info``, ``.wait()``).
+
+        ``executor`` names the executor its offloaded runs go to (see :meth:`add_executor`); None is the
+        manager's default. An unknown name, or any name for an inline job, is a :class:`JobConfigError`."""
+        definition, name = self._define(job, name, at, data, offloaded, timeout, retries, executor, one_off=False)
         return self._register(name, definition, replace=replace)
 
     def add_one_off_job(
@@ -189,12 +209,14 @@ class JobManager:
         offloaded: bool = True,
         timeout: float | None = None,
         retries: int = 0,
+        executor: str | None = None,
     ) -> JobHandle:
         """Run ``job`` once, ever: its state is kept in the store under ``name``. Only a failed one-off
-        can be added again (a rerun); otherwise :class:`OneOffAlreadyExecutedError` is raised."""
+        can be added again (a rerun); otherwise :class:`OneOffAlreadyExecutedError` is raised. ``executor``
+        as for :meth:`add_job`; a mistake in it is raised before anything is written to the store."""
         if not name:
             raise JobConfigError("The name parameter is required for a one off job.")
-        definition, name = self._define(job, name, None, data, offloaded, timeout, retries, one_off=True)
+        definition, name = self._define(job, name, None, data, offloaded, timeout, retries, executor, one_off=True)
         self._check_open()
         with self._lock:
             existing = self._jobs.get(name)
@@ -209,7 +231,8 @@ class JobManager:
 
     def rerun(self, name: str) -> JobHandle:
         """Run a failed one-off job again, with the definition it was added with. A script or
-        ``module:function`` one-off can be rerun from a later session too (its record remembers it);
+        ``module:function`` one-off can be rerun from a later session too (its record remembers it, and the
+        name of its executor, which must then be added to this manager: :class:`JobConfigError` otherwise);
         a function from a notebook cell needs that cell run again."""
         with self._lock:
             job = self._jobs.get(name)
@@ -225,6 +248,7 @@ class JobManager:
                     offloaded=meta.get("kind") == "offloaded",
                     timeout=meta.get("timeout"),
                     retries=int(meta.get("retries", 0)),
+                    executor=_stored_executor(meta),
                 )
             hint = (
                 " Its record is in the store, but this session does not know its code: run the cell or code "
@@ -241,6 +265,7 @@ class JobManager:
             offloaded=d.kind == "offloaded",
             timeout=d.timeout,
             retries=d.retries,
+            executor=d.executor,
         )
 
     def _define(
@@ -252,6 +277,7 @@ class JobManager:
         offloaded: bool,
         timeout: float | None,
         retries: int,
+        executor: str | None,
         *,
         one_off: bool,
     ) -> tuple[JobDefinition, str]:
@@ -265,6 +291,7 @@ class JobManager:
             raise JobConfigError(f'Job "{name}": timeout must be a positive number of seconds, not {timeout!r}.')
         if not isinstance(retries, int) or retries < 0:
             raise JobConfigError(f'Job "{name}": retries must be a whole number >= 0, not {retries!r}.')
+        executor = self._executor_for_job(name, executor, offloaded)
         schedule = None if at is None else parse_schedule(at, self._tz, now=self._clock.now())
         call_without_data = False
         if target.func is not None and takes_no_argument(target.func):
@@ -301,8 +328,99 @@ class JobManager:
             schedule=schedule,
             spec=at,
             call_without_data=call_without_data,
+            executor=executor,
         )
         return definition, name
+
+    def _executor_for_job(self, name: str, executor: str | None, offloaded: bool) -> str | None:
+        """The executor name job ``name`` remembers: ``executor`` when it is known, else the default's name
+        (``default``, or ``local`` when the default is the built-in one); None for an inline job."""
+        if executor is None:
+            if not offloaded:
+                return None
+            return DEFAULT_EXECUTOR if self._default_given else LOCAL_EXECUTOR
+        if not isinstance(executor, str):
+            raise JobConfigError(f'Job "{name}": executor= is the name of an executor (a string), not {executor!r}.')
+        if not offloaded:
+            raise JobConfigError(
+                f'Job "{name}": executor="{executor}" sends offloaded runs somewhere, and this job is inline '
+                "(offloaded=False). Drop executor=, or offload the job."
+            )
+        with self._lock:
+            known = executor in (LOCAL_EXECUTOR, DEFAULT_EXECUTOR) or executor in self._named
+        if not known:
+            raise JobConfigError(
+                f'Job "{name}": no executor named "{executor}" (known: {", ".join(self.executor_names)}). Add it '
+                f'first with add_executor("{executor}", executor) (in a notebook: '
+                f'jobmanager_nb.get_manager().add_executor("{executor}", ...)), or use one of those.'
+            )
+        return executor
+
+    # ------------------------------------------------------------------ executors
+
+    def add_executor(self, name: str, executor: Executor, *, replace: bool = False) -> None:
+        """Make ``executor`` available as ``add_job(..., executor=name)`` (and ``add_one_off_job``). It stays
+        the caller's: :meth:`close` never shuts it down. ``"local"`` and ``"default"`` are reserved
+        (:class:`JobConfigError`). Adding the same executor under the same name again does nothing; another one
+        under a name already added is refused unless ``replace=True``, which sends the next runs of the jobs
+        that use the name to the new executor (runs going on stay where they are)."""
+        self._check_open()
+        _check_executor(name, executor)
+        with self._lock:
+            current = self._named.get(name)
+            if current is not None and current is not executor and not replace:
+                raise JobConfigError(
+                    f'An executor named "{name}" is already added ({type(current).__name__}). Pass replace=True '
+                    f"to put this one in its place (the jobs that use it send their next runs to the new one), or "
+                    "choose another name."
+                )
+            self._named[name] = executor
+
+    @property
+    def executors(self) -> dict[str, Executor]:
+        """The executors added by name (``executors=`` and :meth:`add_executor`), a copy; ``"local"`` and
+        ``"default"`` are not listed."""
+        with self._lock:
+            return dict(self._named)
+
+    @property
+    def executor_names(self) -> tuple[str, ...]:
+        """Every name ``executor=`` accepts: ``default``, ``local``, then the added ones, sorted."""
+        with self._lock:
+            return (DEFAULT_EXECUTOR, LOCAL_EXECUTOR, *sorted(self._named))
+
+    def executor_link(self, name: str | None) -> str | None:
+        """The web page of executor ``name`` (its ``dashboard_link``: a Dask dashboard), or None: for the
+        built-in one, an unknown name, or an executor without one. Never starts an executor."""
+        with self._lock:
+            if name in (None, DEFAULT_EXECUTOR):
+                executor = self._executor if self._default_given else None
+            else:
+                executor = self._named.get(name)
+        if executor is None:
+            return None
+        try:
+            link = executor.dashboard_link
+        except Exception:  # a page that cannot be named now (a closed client) is no page
+            log.debug("jobmanager_nb: the dashboard link of executor %r failed", name, exc_info=True)
+            return None
+        return link if isinstance(link, str) and link else None
+
+    def _executor_named(self, name: str | None) -> Executor:
+        """The executor that runs a job whose definition names ``name``; makes the built-in one on first use."""
+        with self._lock:
+            if name not in (None, DEFAULT_EXECUTOR, LOCAL_EXECUTOR):
+                assert name is not None
+                return self._named[name]  # known: checked when the job was added, and names are never removed
+            if name != LOCAL_EXECUTOR and self._executor is not None:
+                return self._executor
+            if self._local is None:
+                from jobmanager_nb.executors.local import ProcessExecutor
+
+                self._local = ProcessExecutor()
+                if self._executor is None:
+                    self._executor = self._local
+            return self._local
 
     def _register(self, name: str, definition: JobDefinition, *, replace: bool) -> JobHandle:
         self._check_open()
@@ -460,8 +578,10 @@ class JobManager:
             if not advance(run, "started"):
                 return False
             run.started_at = now
+            run.location = INLINE_LOCATION
         if self._bus.has_subscribers:
-            self._bus.publish(Event("started", run.job.name, now, run.run_id, {"attempt": run.attempt}))
+            data = {"attempt": run.attempt, "location": INLINE_LOCATION}
+            self._bus.publish(Event("started", run.job.name, now, run.run_id, data))
         return True
 
     def _record_start(self, run: RunState) -> bool:
@@ -484,15 +604,6 @@ class JobManager:
 
     # offloaded ------------------------------------------------------------
 
-    def _get_executor(self) -> Executor:
-        with self._lock:
-            if self._executor is None:
-                from jobmanager_nb.executors.local import ProcessExecutor
-
-                self._executor = ProcessExecutor()
-                self._owns_executor = True
-            return self._executor
-
     def _submit_offloaded(self, run: RunState) -> None:
         d = run.definition
         assert d.offload is not None
@@ -514,7 +625,8 @@ class JobManager:
             sys_path=tuple(p for p in sys.path if isinstance(p, str)),
         )
         try:
-            handle = self._get_executor().submit(task, lambda event: self._on_worker_event(run, attempt, event))
+            executor = self._executor_named(d.executor)
+            handle = executor.submit(task, lambda event: self._on_worker_event(run, attempt, event))
         except Exception as exc:
             self._end(run, attempt, "failed", error=f"could not start a worker: {type(exc).__name__}: {exc}", exc=exc)
             return
@@ -539,12 +651,14 @@ class JobManager:
                 if run.attempt != attempt or not advance(run, "started"):
                     return
                 run.started_at = now
+                run.location = event.location
                 timeout = run.definition.timeout
                 if timeout is not None:
                     deadline = now + timedelta(seconds=timeout)
                     run.timeout_timer = self._timers.call_at(deadline, lambda: self._on_timeout(run, attempt))
             if self._bus.has_subscribers:
-                self._bus.publish(Event("started", run.job.name, now, run.run_id, {"attempt": attempt}))
+                data = {"attempt": attempt, "location": event.location}
+                self._bus.publish(Event("started", run.job.name, now, run.run_id, data))
         elif kind == "output":
             stream, text = event.payload
             self._on_output(run, stream, text)
@@ -1328,8 +1442,9 @@ class JobManager:
     async def shutdown(self, timeout: float | None = None) -> None:
         """Stop every schedule, cancel what waits (queued offloaded runs, retry backoffs), cancel running
         workers and wait for them and for the inline queue. Workers still running after ``timeout``
-        seconds (default ``kill_grace``) are killed and :class:`TimeoutError` is raised. An executor or
-        store passed in by the caller is left open (only what the manager created is closed). One-off
+        seconds (default ``kill_grace``) are killed and :class:`TimeoutError` is raised. An executor (the
+        default or a named one) or a store passed in by the caller is left open: only what the manager created
+        (the built-in executor, a store it opened from a path) is closed. One-off
         endings the store refused are written now; if it still refuses, :class:`StoreError` is raised."""
         await asyncio.get_running_loop().run_in_executor(None, self._shutdown_sync, timeout)
 
@@ -1384,8 +1499,8 @@ class JobManager:
                 left = [r for j in self._jobs.values() for r in j.active.values()]
             for run in left:  # nothing answers for it any more: end it, so that its waiters hear
                 self._end(run, run.attempt, "cancelled", error="still running when the manager shut down", retry=False)
-        if self._executor is not None and self._owns_executor:
-            self._executor.shutdown(timeout=0 if timed_out else 1.0)
+        if self._local is not None:  # the built-in one, which the manager made; the caller's stay open
+            self._local.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
         self._bus.close()
         with self._lock:
@@ -1437,6 +1552,31 @@ class JobManager:
         with self._lock:
             registered = sum(1 for j in self._jobs.values() if j.registered)
             return f"<JobManager {registered} jobs registered, {self._active_count} active>"
+
+
+_RESERVED_EXECUTORS = {
+    LOCAL_EXECUTOR: "the built-in local process executor, which every manager has",
+    DEFAULT_EXECUTOR: "the manager's default executor (JobManager(executor=...))",
+}
+
+
+def _check_executor(name: object, executor: object) -> None:
+    """Refuse an executor name that is reserved or not a name, and an executor that is not one."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise JobConfigError(f"An executor's name is a non-empty string without surrounding spaces, not {name!r}.")
+    reserved = _RESERVED_EXECUTORS.get(name)
+    if reserved is not None:
+        raise JobConfigError(f'"{name}" is reserved: it means {reserved}. Add this executor under another name.')
+    if not isinstance(executor, Executor):
+        raise TypeError(
+            f'executor "{name}" must be an Executor (ProcessExecutor, DaskExecutor, ...), not {type(executor).__name__}'
+        )
+
+
+def _stored_executor(meta: dict[str, Any]) -> str | None:
+    """The executor name a one-off record remembers (None when it has none, or none that is a name)."""
+    name = meta.get("executor")
+    return name if isinstance(name, str) and meta.get("kind") == "offloaded" else None
 
 
 def _not_completed(name: str, timeout: float | None) -> str:

@@ -15,6 +15,9 @@ from typing import Any, Literal
 from jobmanager_nb.lifecycle import Outcome, Phase
 
 __all__ = [
+    "DEFAULT_EXECUTOR",
+    "INLINE_LOCATION",
+    "LOCAL_EXECUTOR",
     "RECENT_RUNS",
     "JobInfo",
     "JobKind",
@@ -35,6 +38,18 @@ JobStatus = Literal[
 (``queued``, ``started``, ``retrying``) wins over ``paused`` (a paused job whose run still goes shows the
 run); otherwise ``paused``, ``scheduled``, then the last run's ending (``finished``, ``cancelled``, or
 ``failed`` for every other outcome), or ``idle``."""
+
+LOCAL_EXECUTOR = "local"
+"""The executor name that always means the manager's built-in :class:`~jobmanager_nb.executors.local.ProcessExecutor`
+(made on first use, shut down by :meth:`~jobmanager_nb.manager.JobManager.close`). Reserved: no executor can be
+added under it."""
+DEFAULT_EXECUTOR = "default"
+"""The executor name that means the manager's default executor, the one ``JobManager(executor=...)`` was given
+(an offloaded job added without ``executor=`` uses it). Reserved. Without a default of its own, a manager's
+default is the built-in one, and such jobs say ``local``."""
+INLINE_LOCATION = "kernel"
+"""Where an inline run runs (:attr:`JobRun.location`): in this process, on the manager's home loop (a notebook's
+kernel, or the process that made the manager)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,11 @@ class JobRun:
     life (``queued``, ``dispatched``, ``started``, ``retrying``, ``ended``, ``released``) and
     ``outcome`` how it ended (``finished``, ``failed``, ``cancelled``, ``timed_out``, ``lost``; None
     while it has not). ``retry_at`` is when the next attempt starts, while ``phase`` is ``retrying``.
+
+    ``location`` is where the run's code ran (its latest attempt), as its executor reported it when it started:
+    ``"local"`` for a worker process on this machine (:class:`~jobmanager_nb.executors.local.ProcessExecutor`),
+    a Dask worker's address (``tcp://10.0.0.5:40331``) for a Dask executor, ``"kernel"`` for an inline run
+    (:data:`INLINE_LOCATION`); None until it started (and for an executor that does not say).
     """
 
     name: str
@@ -85,6 +105,7 @@ class JobRun:
     phase: Phase = "ended"
     outcome: Outcome | None = None
     retry_at: datetime | None = None
+    location: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -105,13 +126,14 @@ RECENT_RUNS = 20
 @dataclass(frozen=True)
 class RunMark:
     """One ended run, small enough to keep the last :data:`RECENT_RUNS` of every job: how it ended, when,
-    how long it took, and the last line of its error."""
+    how long it took, the last line of its error, and where it ran (:attr:`JobRun.location`)."""
 
     run_id: str
     outcome: Outcome
     started_at: datetime | None
     finished_at: datetime | None
     error_line: str | None = None
+    location: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -150,6 +172,10 @@ class JobInfo:
     it so that it can be rerun); such a view is built from the stored record, not from a registered job."""
     rerun_hint: str | None = None
     """For an earlier kernel's one-off that cannot be rerun from here: why, and what to do instead."""
+    executor: str | None = None
+    """The name of the executor the job's offloaded runs go to: the ``executor=`` it was added with, or without
+    one ``"default"`` (the manager's ``JobManager(executor=...)``) or ``"local"`` (the built-in, when the manager
+    has no default of its own). None for an inline job."""
 
 
 _current: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(

@@ -69,6 +69,8 @@ class JobDefinition:
     schedule: Schedule | None
     spec: Any
     call_without_data: bool
+    executor: str | None = None
+    """The name of the executor offloaded runs go to (resolved when the job is added; None for inline jobs)."""
 
 
 class RunState:
@@ -90,6 +92,7 @@ class RunState:
         "finished_at",
         "handle",
         "job",
+        "location",
         "outcome",
         "output",
         "output_dropped",
@@ -119,6 +122,7 @@ class RunState:
         self.scheduled_for = scheduled_for
         self.queued_at = now
         self.started_at: datetime | None = None
+        self.location: str | None = None  # where the latest attempt runs, once started
         self.finished_at: datetime | None = None
         self.retry_at: datetime | None = None
         self.result: Any = None
@@ -175,6 +179,7 @@ class RunState:
             phase=self.phase,
             outcome=self.outcome,
             retry_at=self.retry_at if self.phase == "retrying" else None,
+            location=self.location,
         )
 
     def add_output(self, text: str) -> None:
@@ -201,7 +206,7 @@ class RunState:
         """The small record of this ended run that its job keeps for the dashboard's strip."""
         assert self.outcome is not None
         error = self.error.strip().splitlines()[-1] if self.error and self.error.strip() else None
-        return RunMark(self.run_id, self.outcome, self.started_at, self.finished_at, error)
+        return RunMark(self.run_id, self.outcome, self.started_at, self.finished_at, error, self.location)
 
     def drop_output(self) -> int:
         """Forget the captured output (the history's budget is spent); returns the characters freed."""
@@ -292,13 +297,17 @@ def job_info(job: JobState) -> JobInfo:
         progress=job.progress,
         registered=job.registered,
         recent=tuple(job.recent),
+        executor=d.executor,
     )
 
 
 def one_off_meta(d: JobDefinition) -> dict[str, Any]:
     """What a one-off record remembers of its job: enough to show it, and to rerun a script or
-    reference job from a later session (data only when it is JSON and small)."""
+    reference job from a later session (data only when it is JSON and small), on the executor of the same
+    name."""
     meta: dict[str, Any] = {"kind": d.kind, "target": d.target.label, "target_type": d.target.type}
+    if d.executor is not None:
+        meta["executor"] = d.executor  # a rerun from a later session goes to the executor of that name
     if d.target.type == "script" and d.target.path is not None:
         meta["job"] = str(d.target.path)
     elif d.target.type == "reference" and d.target.reference is not None:

@@ -191,7 +191,7 @@ def test_adding_a_name_twice_is_refused_unless_replace(managers, spare, other):
     manager = managers()
     manager.add_executor("dask", spare)
     manager.add_executor("dask", spare)  # the same executor again (a cell run twice): nothing happens
-    with pytest.raises(JobConfigError, match='An executor named "dask" is already added.*replace=True'):
+    with pytest.raises(JobConfigError, match=r'An executor named "dask" is already added.*replace=True'):
         manager.add_executor("dask", other)
     assert manager.executors == {"dask": spare}
     manager.add_executor("dask", other, replace=True)
@@ -232,7 +232,7 @@ def test_an_unknown_executor_leaves_no_one_off_record(managers, tmp_path):
 def test_executor_with_an_inline_job_is_refused(managers, spare):
     manager = managers(executors={"spare": spare})
     for name in ("spare", "local", "default"):
-        with pytest.raises(JobConfigError, match="inline.*Drop executor="):
+        with pytest.raises(JobConfigError, match=r"inline.*Drop executor="):
             manager.add_job(lambda: None, name="inline", offloaded=False, executor=name)
         with pytest.raises(JobConfigError, match="inline"):
             manager.add_one_off_job(lambda: None, name="once", offloaded=False, executor=name)
@@ -367,7 +367,7 @@ def test_a_later_session_without_the_executor_says_how_to_add_it(managers, spare
         first.wait("once", timeout=WAIT)
     first.close()
     later = managers(store=tmp_path / "jobs.json")
-    with pytest.raises(JobConfigError, match='no executor named "spare".*add_executor\\("spare"'):
+    with pytest.raises(JobConfigError, match=r'no executor named "spare".*add_executor\("spare"'):
         later.rerun("once")
     record = later.store.get("once")
     assert record is not None and record.status == "failed"  # not claimed for a run that cannot happen

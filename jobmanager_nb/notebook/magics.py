@@ -280,14 +280,21 @@ class JobManagerMagics(Magics):
     @_argument("--timeout", metavar="S", type=float, help="stop a run that takes longer than S seconds")
     @_argument("--oneoff", action="store_true", help="a persisted one-off job: runs once, ever (not with --at)")
     @_argument("--replace", action="store_true", help="replace another job registered under the same name")
+    @_argument(
+        "--executor", metavar="NAME", help="run on this executor (one added with get_manager().add_executor)"
+    )
     def job(self, line: str) -> None:
         """Register a job, or manage the registered ones.
 
         %job jobs/report.py --at "every 5 minutes"     an offloaded script on a schedule (quotes optional)
         %job mypkg.tasks:refresh --inline --at 30      a function run in the kernel every 30 seconds
         %job jobs/backup.py --oneoff --data '{"bucket": "b1"}'   runs once, ever (kept in the store)
+        %job jobs/train.py --executor dask             on an executor added by name (see below)
 
-        Without --at the job runs now. Re-running the same line replaces the job; a different job under a
+        Without --at the job runs now. An offloaded job runs on the manager's default executor (local worker
+        processes), or with --executor NAME on one added first with
+        jobmanager_nb.get_manager().add_executor("NAME", executor) (a DaskExecutor, say); "local" always names the
+        built-in one. Re-running the same line replaces the job; a different job under a
         registered name is refused (pass --replace). Subcommands:
 
         %job list              the jobs as a text table (%jobs shows the live dashboard)
@@ -323,6 +330,7 @@ class JobManagerMagics(Magics):
     @_argument("name", metavar="NAME", help="the job's name; re-running the cell replaces the job")
     @_argument("--at", metavar="SPEC", required=True, help='when: "every 5 minutes", "0 */5 * * * *", 30 (seconds)')
     @_argument("--offloaded", action="store_true", help="run the cell in a fresh worker process, not the kernel")
+    @_argument("--executor", metavar="NAME", help="with --offloaded: run on this executor (added by name)")
     def job_cell(self, line: str, cell: str) -> None:
         """Make the cell a recurring job.
 
@@ -332,8 +340,9 @@ class JobManagerMagics(Magics):
         Inline by default: the body runs on the kernel's event loop, never at the same moment as a cell, in
         the notebook's namespace (top-level ``await`` works). With --offloaded it runs in a fresh worker
         process instead (saved as .jobmanager/cells/NAME.py; notebook variables are not there, use files or
-        --data with %job). Re-running the cell replaces the job, it never adds a second one. Its prints go to
-        the run's log (%job log NAME), not to the notebook.
+        --data with %job); --executor NAME sends it to an executor added with
+        jobmanager_nb.get_manager().add_executor. Re-running the cell replaces the job, it never adds a second
+        one. Its prints go to the run's log (%job log NAME), not to the notebook.
         """
         adding.add_cell(self, line, cell)
 
@@ -343,6 +352,7 @@ class JobManagerMagics(Magics):
     @_argument("name", metavar="NAME", help="the one-off job's name: it runs once, ever, under this name")
     @_argument("--offloaded", action="store_true", help="run the cell in a fresh worker process, not the kernel")
     @_argument("--data", metavar="JSON", help="JSON handed to the job (worker.data, or current_run().data inline)")
+    @_argument("--executor", metavar="NAME", help="with --offloaded: run on this executor (added by name)")
     def oneoff(self, line: str, cell: str) -> None:
         """Run the cell once, ever, as a persisted one-off job.
 
@@ -352,7 +362,8 @@ class JobManagerMagics(Magics):
         The record is kept in the store (.jobmanager/jobs.json), across kernel restarts. Running the cell again
         after the job finished only says so, in one line (so "Run All" does not stop there); after it failed it
         runs again (so does %job rerun NAME). Inline by default (in the notebook's namespace); --offloaded runs
-        it in a fresh worker process.
+        it in a fresh worker process, on the executor --executor NAME names (kept for a rerun in a later kernel,
+        which must add it too).
         """
         oneoffs.oneoff_cell(self, line, cell)
 

@@ -5,12 +5,14 @@ across kernel restarts. :func:`add_one_off` adds it; if it already finished, it 
 "Run All" does not stop there), and if it is going (here or in another kernel) it says where. Once added,
 its recipe is written next to the store (:mod:`jobmanager_nb.notebook.cells`), so that a later kernel knows
 what it ran. :func:`oneoff_cell` is the ``%%oneoff`` cell: inline by default, in the notebook's namespace,
-with the cell kept for a rerun; ``--offloaded`` in a fresh worker process.
+with the cell kept for a rerun; ``--offloaded`` in a fresh worker process (``--executor NAME``: on an executor
+added with ``jobmanager_nb.get_manager().add_executor``). The recipe keeps the executor's name.
 
 :func:`rerun_one_off` runs a failed one-off again, for ``%job rerun NAME`` and the dashboard's Rerun button
 alike: this kernel's through the manager; one only the store knows (an earlier kernel's) from its recipe, or,
 for a script or ``module:function`` one-off, from its record. When neither says what it ran, it says to run
-the cell that adds it again. A job that is not a one-off is pointed to ``%job run``.
+the cell that adds it again; when it ran on an executor this kernel has not added, how to add it. A job that
+is not a one-off is pointed to ``%job run``.
 
 :func:`earlier_one_offs` is the store's one-offs this kernel did not add, as the dashboard's rows
 (``JobInfo`` with ``origin="earlier kernel"``): the record's status, times and error as the last run, and
@@ -36,6 +38,7 @@ from jobmanager_nb.model import JobInfo, JobKind, JobRun, JobStatus, RunMark
 from jobmanager_nb.notebook.cells import _cell_function, _cell_job, _cell_path, _recipe_path, _write_atomically
 from jobmanager_nb.notebook.parsing import (
     _data_value,
+    _executor_value,
     _gather,
     _name_only,
     _parse,
@@ -54,31 +57,46 @@ __all__ = ["add_one_off", "can_rerun", "earlier_one_offs", "oneoff_cell", "rerun
 
 
 def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
-    """``%%oneoff NAME [--offloaded] [--data JSON]``: the cell as a persisted one-off, run now."""
+    """``%%oneoff NAME [--offloaded [--executor NAME]] [--data JSON]``: the cell as a persisted one-off, run now."""
     args = _parse(_parser_of(magics.oneoff), _gather(_split(line), "--data"))
     data = _data_value(args.data)
-    magics.manager()
+    manager = magics.manager()
+    executor = _executor_value(manager, args.executor, args.offloaded, "a cell without --offloaded")
     job = _cell_job(magics, args.name, cell, args.offloaded)
-    path = _cell_path(magics.manager(), args.name)
-    recipe = {"target": str(path), "cell": True, "offloaded": args.offloaded, "data": data, "timeout": None}
+    path = _cell_path(manager, args.name)
+    recipe = {
+        "target": str(path),
+        "cell": True,
+        "offloaded": args.offloaded,
+        "data": data,
+        "timeout": None,
+    }
     if not args.offloaded:
         _write_atomically(path, cell)  # kept so that %job rerun works in a later kernel
-    add_one_off(magics, args.name, job, recipe)
+    add_one_off(magics, args.name, job, {**recipe, "executor": executor})
 
 
 def add_one_off(magics: JobManagerMagics, name: str, job: Any, recipe: dict[str, Any]) -> None:
     manager = magics.manager()
     try:
         manager.add_one_off_job(
-            job, name=name, data=recipe["data"], offloaded=recipe["offloaded"], timeout=recipe["timeout"]
+            job,
+            name=name,
+            data=recipe["data"],
+            offloaded=recipe["offloaded"],
+            timeout=recipe["timeout"],
+            executor=recipe.get("executor"),
         )
     except OneOffAlreadyExecutedError:
         print(_already_line(manager, name))
         return
     except JobManagerError as exc:
         raise _usage(exc) from None
-    _write_atomically(_recipe_path(manager, name), json.dumps({"version": 1, "name": name, **recipe}, indent=1))
+    kept = {key: value for key, value in recipe.items() if key != "executor" or value is not None}
+    _write_atomically(_recipe_path(manager, name), json.dumps({"version": 1, "name": name, **kept}, indent=1))
     kind = "offloaded" if recipe["offloaded"] else "inline"
+    if recipe.get("executor"):
+        kind += f" on {recipe['executor']}"
     print(f'started one-off "{name}" ({kind}); see it with %job wait {name} or %job log {name}')
 
 
@@ -113,6 +131,13 @@ def rerun_one_off(manager: JobManager, name: str, shell: InteractiveShell | None
     why = _why_not_rerunnable(record, recipe, shell is not None)
     if why is not None:
         raise UsageError(f'Cannot rerun one-off "{name}" ({record.status} in the store): {why}.')
+    executor = (recipe or {}).get("executor") or record.meta.get("executor")
+    if isinstance(executor, str) and executor not in manager.executor_names:
+        raise UsageError(
+            f'Cannot rerun one-off "{name}": it ran on the executor "{executor}", which this kernel has not added '
+            f'(known: {", ".join(manager.executor_names)}). Add it first with '
+            f'jobmanager_nb.get_manager().add_executor("{executor}", executor), then rerun it.'
+        )
     if recipe is None:
         manager.rerun(name)  # a script or module:function one-off: its record says what it ran
         return attempt
@@ -122,7 +147,12 @@ def rerun_one_off(manager: JobManager, name: str, shell: InteractiveShell | None
         body = Path(job).read_text(encoding="utf-8")
         job = _cell_function(shell, name, body)
     manager.add_one_off_job(
-        job, name=name, data=recipe.get("data"), offloaded=recipe["offloaded"], timeout=recipe.get("timeout")
+        job,
+        name=name,
+        data=recipe.get("data"),
+        offloaded=recipe["offloaded"],
+        timeout=recipe.get("timeout"),
+        executor=recipe.get("executor") if recipe["offloaded"] else None,
     )
     return attempt
 
@@ -194,6 +224,7 @@ def _earlier_view(record: OneOffRecord, hint: str | None) -> JobInfo:
     another kernel), ``kind`` and ``target`` from its ``meta``."""
     meta = record.meta
     kind: JobKind = "inline" if meta.get("kind") == "inline" else "offloaded"
+    executor = meta.get("executor") if kind == "offloaded" and isinstance(meta.get("executor"), str) else None
     error = record.error
     cancelled = record.status == "failed" and (error or "").startswith("cancelled")
     outcome: Outcome | None = None
@@ -242,6 +273,7 @@ def _earlier_view(record: OneOffRecord, hint: str | None) -> JobInfo:
         recent=recent,
         origin="earlier kernel",
         rerun_hint=hint,
+        executor=executor,
     )
 
 

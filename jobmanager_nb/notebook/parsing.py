@@ -8,7 +8,8 @@ the parser they build is also the magic's ``%job?`` help; a subcommand builds a 
 
 What the values mean: :func:`_at_value` reads ``--at`` (a number is an interval in seconds, an ISO
 date-time one moment, anything else a cron expression or an English schedule) and :func:`_check_future`
-refuses a moment that has passed; :func:`_data_value` reads ``--data`` as JSON.
+refuses a moment that has passed; :func:`_data_value` reads ``--data`` as JSON; :func:`_executor_value` checks
+``--executor`` against the manager's executors (and that the job is offloaded) before anything is written.
 
 A core error (a ``JobManagerError``: unknown job, bad schedule, missing file, ...) raised by the one call a
 magic makes becomes a ``UsageError`` with the same message (:func:`_usage`, :func:`_usage_errors`), which
@@ -30,6 +31,7 @@ from IPython.core.magic import cell_magic, line_magic
 from IPython.core.magic_arguments import MagicArgumentParser, argument, magic_arguments
 
 from jobmanager_nb.errors import JobManagerError
+from jobmanager_nb.manager import JobManager
 from jobmanager_nb.schedules import next_fire_times
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -179,6 +181,25 @@ def _data_value(text: str | None) -> Any:
             f"--data is not JSON ({exc.msg} at column {exc.colno}): {text}. Quote the whole value, e.g. "
             "--data '{\"id\": 7}'."
         ) from None
+
+
+def _executor_value(manager: JobManager, name: str | None, offloaded: bool, inline_flag: str) -> str | None:
+    """``--executor NAME`` checked: None without it; a ``UsageError`` for a job that runs in the kernel
+    (``inline_flag`` says how it was made inline) or a name the manager does not know, saying how to add it."""
+    if name is None:
+        return None
+    if not offloaded:
+        raise UsageError(
+            f"--executor {name} sends the job's runs to a worker, and {inline_flag} runs it in the kernel: drop "
+            f"--executor, or {'drop --inline' if inline_flag == '--inline' else 'add --offloaded'}."
+        )
+    known = manager.executor_names
+    if name not in known:
+        raise UsageError(
+            f'No executor named "{name}" (known: {", ".join(known)}). Add it first with '
+            f'jobmanager_nb.get_manager().add_executor("{name}", executor), then run this again.'
+        )
+    return name
 
 
 def _arguments(name: str) -> Callable[[_F], _F]:

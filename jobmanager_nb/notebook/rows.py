@@ -11,8 +11,14 @@ reason. :func:`header_cells` are the column titles, in the same grid. Expanded, 
 and jobmanager_nb's own frames), and above them the recent runs as a list, where each run whose output or error
 the manager still keeps (``JobManager.runs``) opens (an HTML ``<details>``) to show them. The list is its own
 widget, re-rendered only when the job's ended runs change, so an opened run stays open while the live run's
-output streams in. The words are
-:mod:`jobmanager_nb.notebook.text`'s, HTML-escaped here (:func:`_esc`).
+output streams in.
+
+Where runs run: the kind says the job's executor (``offloaded on dask``); a run going somewhere other than this
+machine (a Dask worker) shows its address after the state (``jm-where``, a link to the executor's dashboard page
+when it has one, ``Executor.dashboard_link``), and the badge's tooltip says where any started run runs. Expanded,
+the run's facts say where it ran and on which executor (with that link), and each recent run says where it ran.
+
+The words are :mod:`jobmanager_nb.notebook.text`'s, HTML-escaped here (:func:`_esc`).
 
 The strip: one mark per recent run (``JobInfo.recent``), oldest on the left; a finished run rises above the
 axis, a failed one (also timed out or lost) hangs below it, a cancelled one is a dash on it, so the outcome
@@ -39,6 +45,7 @@ from jobmanager_nb.notebook.text import (
     OUTCOME_WORDS,
     _clock_time,
     _inline_holders,
+    _is_remote,
     _kernel_loop,
     _kind_text,
     _last_run_parts,
@@ -49,6 +56,7 @@ from jobmanager_nb.notebook.text import (
     _progress,
     _state,
     _ticks,
+    _where,
     css_slug,
     duration,
     user_traceback,
@@ -287,7 +295,7 @@ class JobRow:
         buttons = tuple(self._button(action) for action in actions_for(info))
         _set(self.buttons_box, children=(*self._hint_widget(hint), *buttons))
         if self._expanded:
-            _set(self._detail, value=_detail_html(info, now))
+            _set(self._detail, value=_detail_html(info, now, self._link(info)))
             self._show_history(info, now)
 
     def _tick(self, now: datetime) -> None:
@@ -303,7 +311,8 @@ class JobRow:
             busy = [name for name in _inline_holders(self._table.manager, shown) if name != self.name]
         badge, after, details = _state(info, now, busy, _kernel_loop(self._table.manager))
         self._state_text = " · ".join([badge + after, *details])
-        _set(self.status_html, value=_status_html(info, badge, after, details))
+        link = self._table.manager.executor_link(info.executor) if _is_remote(run) else None
+        _set(self.status_html, value=_status_html(info, badge, after, details, link))
         _set(self.timing, value=_timing_html(info, now))
 
     def _set_expanded(self, expanded: bool, info: JobInfo | None, now: datetime) -> None:
@@ -317,11 +326,15 @@ class JobRow:
                 [anchor, self._detail, self._history], layout=self._shared.detail_layout, _dom_classes=("jm-detail",)
             )
         if expanded:
-            _set(self._detail, value=_detail_html(shown, now))
+            _set(self._detail, value=_detail_html(shown, now, self._link(shown)))
             self._show_history(shown, now)
         children: tuple[Any, ...] = (self.toggle, self.ident, self.status_html, self.timing, self.buttons_box)
         _set(self.widget, children=(*children, self._pane) if expanded else children)
         _set(self.toggle, description="▾" if expanded else "▸", tooltip="Hide" if expanded else "Show the run's output")
+
+    def _link(self, info: JobInfo) -> str | None:
+        """The web page of the job's executor (a Dask dashboard), or None."""
+        return self._table.manager.executor_link(info.executor) if info.executor else None
 
     def _show_history(self, info: JobInfo, now: datetime) -> None:
         """Re-render the list of recent runs when the runs it lists changed (not on the live run's output: that
@@ -384,15 +397,19 @@ def _strip_html(info: JobInfo, now: datetime) -> str:
     return f'<span class="jm-strip" role="img" aria-label="{label}">{"".join(marks)}</span>'
 
 
-def _status_html(info: JobInfo, badge: str, after: str, details: list[str]) -> str:
+def _status_html(info: JobInfo, badge: str, after: str, details: list[str], link: str | None = None) -> str:
     """The badge and the words after it (``in 4 s`` after a retrying badge, the details after ``·``), then an
-    earlier kernel's tag. A run reporting progress shows, instead of a ``started`` badge, its words over a bar as
-    wide as the column (a paused one keeps its ``paused`` badge before them). The cell's text is the state's words
-    (without the ``started`` of a run with a bar)."""
+    earlier kernel's tag, then where a run going on another machine runs (``jm-where``: a link to ``link``, its
+    executor's page, when there is one). A run reporting progress shows, instead of a ``started`` badge, its words
+    over a bar as wide as the column (a paused one keeps its ``paused`` badge before them). The cell's text is the
+    state's words (without the ``started`` of a run with a bar); the badge's tooltip says where the run runs."""
     progress = _progress(info) if badge in ("started", "paused") else None
+    run = info.current_run
+    where = _where(run.location) if run is not None and run.phase == "started" else ""
     parts = []
     if progress is None or badge != "started":
-        parts.append(f'<span class="jm-s jm-s-{_esc(badge)}">{_esc(badge)}</span>')
+        title = f' title="{_esc(badge)} · on {_esc(where)}"' if where else ""
+        parts.append(f'<span class="jm-s jm-s-{_esc(badge)}"{title}>{_esc(badge)}</span>')
     if progress is not None:
         fraction, percent, _label = progress
         words = " · ".join(details)
@@ -408,6 +425,14 @@ def _status_html(info: JobInfo, badge: str, after: str, details: list[str]) -> s
     tag = _origin_tag(info)
     if tag is not None:
         parts.append(f'<span class="jm-tag">{_esc(tag)}</span>')
+    if _is_remote(run):
+        assert run is not None
+        title = f"on {run.location} (executor {info.executor})" if info.executor else f"on {run.location}"
+        text = _esc(where)
+        if link:
+            title += f" · open {link}"
+            text = f'<a href="{_esc(link)}" target="_blank" rel="noopener">{text}</a>'
+        parts.append(f'<span class="jm-where" title="{_esc(title)}">{text}</span>')
     return " ".join(parts)
 
 
@@ -457,9 +482,11 @@ def _history_html(marks: Sequence[RunMark], runs: Sequence[JobRun], now: datetim
         start = _clock_time(mark.started_at, now) if mark.started_at is not None else "not started"
         took = duration(mark.duration) if mark.duration is not None else "–"
         css = _outcome_class(mark.outcome, "failed")
+        where = _where(mark.location)
         line = (
             f'<span class="jm-run-start">{_esc(start)}</span><span class="jm-run-took">{_esc(took)}</span>'
             f'<span class="jm-run-outcome jm-o-{css}">{_esc(OUTCOME_WORDS[mark.outcome])}</span>'
+            f'<span class="jm-run-where" title="{_esc(mark.location or "")}">{_esc(where)}</span>'
             f'<span class="jm-run-line">{_esc(mark.error_line or "")}</span>'
         )
         run = by_id.get(mark.run_id)
@@ -486,10 +513,11 @@ def _run_body(run: JobRun) -> str:
     return "".join(parts)
 
 
-def _detail_html(info: JobInfo, now: datetime) -> str:
-    """The expanded part: the run's facts, the output, the traceback (the recent runs are :func:`_history_html`'s,
-    in a widget of their own above). Its newest line is last,
-    so the pane, which scrolls from its end, shows it (see the stylesheet's ``.jm-detail``)."""
+def _detail_html(info: JobInfo, now: datetime, link: str | None = None) -> str:
+    """The expanded part: the run's facts (where it ran, on which executor, and a link to ``link``, the executor's
+    page, when there is one), the output, the traceback (the recent runs are :func:`_history_html`'s, in a widget of
+    their own above). Its newest line is last, so the pane, which scrolls from its end, shows it (see the
+    stylesheet's ``.jm-detail``)."""
     run = info.current_run or info.last_run
     if run is None:
         return '<span class="jm-muted">No run yet.</span>'
@@ -501,7 +529,15 @@ def _detail_html(info: JobInfo, now: datetime) -> str:
         facts.append(f"started {_clock_time(run.started_at, now)}")
     if run.duration is not None:
         facts.append(f"took {duration(run.duration)}")
-    parts = [f'<div class="jm-muted">{_esc(" · ".join(facts))}</div>']
+    if run.location:
+        facts.append(f"on {run.location}")
+    if info.executor:
+        facts.append(f"executor {info.executor}")
+    page = ""
+    if link:
+        anchor = f'<a class="jm-link" href="{_esc(link)}" target="_blank" rel="noopener">'
+        page = f" · {anchor}{_esc(info.executor)} dashboard</a>"
+    parts = [f'<div class="jm-muted jm-facts">{_esc(" · ".join(facts))}{page}</div>']
     output = run.output
     if output:
         skipped = len(output) - _OUTPUT_TAIL

@@ -11,6 +11,9 @@ and its tooltip still say it), schedule below 1000 px (then in the next run's to
 12 runs), a narrower status and runs minimum below 880 px, next run below 800 px. So each row stays one line
 from 600 px to full width; the actions keep their own column and wrap inside it rather than under the row.
 
+A run on another machine (a Dask worker) shows where it runs after its state (``jm-where``), which gives way
+before any state word does.
+
 **Colours.** Every colour is a role (``--jm-fg``, ``--jm-ok``, ``--jm-fill-bad`` ...) set from one of the
 front end's ``--jp-*`` theme variables, with a fallback for renderers that define none (VS Code's, for one):
 :data:`PALETTE` (light) and :data:`DARK_PALETTE` (JupyterLab's dark themes, by ``data-jp-theme-light="false"``
@@ -272,6 +275,11 @@ _CSS = f"""
 .jm-table .jm-s-cancelled {{ color: var(--jm-fg); border-color: var(--jm-edge); }}
 .jm-table .jm-s-idle {{ color: var(--jm-muted); font-weight: 400; border: 1px dotted var(--jm-edge); }}
 .jm-table .jm-cap {{ flex: 0 1 auto; min-width: 0; overflow: hidden; text-overflow: ellipsis; }}
+/* where a run on another machine runs (a Dask worker's address): gives way first when the column is narrow */
+.jm-table .jm-where {{ flex: 0 1000 auto; min-width: 0; overflow: hidden; white-space: nowrap;
+  text-overflow: ellipsis; font-size: 0.85em; line-height: 1.3; padding: 0 0.45em; border: 1px solid var(--jm-edge);
+  border-radius: 0.7em; color: var(--jm-fg); font-variant-numeric: tabular-nums; }}
+.jm-table .jm-where a, .jm-table a.jm-link {{ color: inherit; text-decoration: underline; }}
 .jm-table .jm-prog {{ flex: 1 1 auto; min-width: 0; display: flex; flex-direction: column; gap: 2px; }}
 .jm-table .jm-prog .jm-cap {{ line-height: 1.25; font-size: 0.92em; }}
 .jm-table .jm-bar {{ display: block; width: 100%; height: 5px; background: var(--jm-panel);
@@ -340,6 +348,7 @@ _CSS = f"""
 .jm-table .jm-history .jm-run-start, .jm-table .jm-history .jm-run-took, .jm-table .jm-history .jm-run-outcome {{
   display: inline-block; min-width: 6em; padding: 0 1em 0 0; }}
 .jm-table .jm-history .jm-run-took {{ min-width: 4em; }}
+.jm-table .jm-history .jm-run-where {{ display: inline-block; padding: 0 1em 0 0; }}
 .jm-table .jm-detail pre.jm-run-error {{ background: var(--jm-error-bg); color: var(--jm-fg);
   border-left: 3px solid var(--jm-bad); }}
 

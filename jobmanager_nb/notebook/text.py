@@ -3,7 +3,8 @@
 :func:`render_text` is the job table as text: ``%job list``, ``%jobs`` in a terminal IPython, ``print(table)``
 and the ``text/plain`` of the widget. One line per job: name, kind, schedule, state (:func:`state_text`), last
 run (start · duration · outcome), next run, and the run count with the last runs' outcomes (``12 ✓✓✗✗✗``);
-long names and schedules are clipped.
+long names and schedules are clipped. The kind says which executor an offloaded job goes to (``offloaded on
+dask``), and a run going somewhere other than this machine says where (``started · 12 s · on 10.0.0.5:40331``).
 
 The same helpers fill the widget's cells (:mod:`jobmanager_nb.notebook.rows`), so the two views always say
 the same thing:
@@ -20,6 +21,8 @@ the same thing:
 - :func:`user_traceback`: a traceback without the frames of jobmanager_nb's plumbing and IPython's own files
   (IPython's ``_modified_open`` wrapper around ``open``).
 - :func:`summary_counts`: the jobs counted by status, each job once (the summary line above the rows).
+- :func:`_where`: where a run ran (``JobRun.location``) shortened for a cell, and :func:`_is_remote`, whether
+  that is somewhere other than this machine (a Dask worker), which the running row then says.
 
 :func:`css_slug` is a job name made safe for a CSS class (each row carries ``jm-row-<slug>``). This module
 imports neither IPython nor ipywidgets: printing the table needs neither.
@@ -37,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from jobmanager_nb.model import JobInfo, JobRun, RunMark
+from jobmanager_nb.model import INLINE_LOCATION, LOCAL_EXECUTOR, JobInfo, JobRun, RunMark
 
 if TYPE_CHECKING:
     from jobmanager_nb.manager import JobManager
@@ -175,7 +178,24 @@ def _runs_text(info: JobInfo) -> str:
 
 
 def _kind_text(info: JobInfo) -> str:
-    return f"{info.kind} · one-off" if info.one_off else info.kind
+    """``inline``, or ``offloaded on NAME`` (the job's executor), then `` · one-off`` for a one-off."""
+    kind = f"{info.kind} on {info.executor}" if info.kind == "offloaded" and info.executor else info.kind
+    return f"{kind} · one-off" if info.one_off else kind
+
+
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
+_HERE = frozenset({LOCAL_EXECUTOR, INLINE_LOCATION})  # the locations on this machine: a local worker, the kernel
+
+
+def _where(location: str | None) -> str:
+    """A run's location for a cell: a Dask worker's address without its scheme (``10.0.0.5:40331``), ``local``,
+    ``kernel``; ``""`` when unknown."""
+    return _SCHEME.sub("", location) if location else ""
+
+
+def _is_remote(run: JobRun | None) -> bool:
+    """Whether ``run`` is going (started) somewhere other than this machine: the running row then says where."""
+    return run is not None and run.phase == "started" and bool(run.location) and run.location not in _HERE
 
 
 def _origin_tag(info: JobInfo) -> str | None:
@@ -407,6 +427,9 @@ def render_text(manager: JobManager, earlier: Iterable[JobInfo] = ()) -> str:
         tag = _origin_tag(info)
         if tag is not None:  # a one-off only the store knows: ended, or going in another kernel
             status += f" ({tag})"
+        if _is_remote(info.current_run):
+            assert info.current_run is not None
+            status += f" · on {_where(info.current_run.location)}"
         marks = _text_marks(info)
         rows.append(
             (

@@ -420,10 +420,11 @@ def install(page: Any) -> None:
     page.evaluate(_JS)
 
 
-CLIPPABLE = ".jm-c-name, .jm-c-schedule, .jm-c-kind, .jm-hint, .jm-prog, .jm-skipped, .jm-detail"
+CLIPPABLE = ".jm-c-name, .jm-c-schedule, .jm-c-kind, .jm-hint, .jm-prog, .jm-skipped, .jm-where, .jm-detail"
 """Where a text may end in an ellipsis: free text with the whole of it in a tooltip (names, schedules, kinds,
-hints, progress captions), the skipped-runs count after the run count, and the expanded part. Numbers and
-state words (badges, the state's words, run counts, last and next run, tags, headers, buttons) never."""
+hints, progress captions, where a remote run runs), the skipped-runs count after the run count, and the expanded
+part. Numbers and state words (badges, the state's words, run counts, last and next run, tags, headers, buttons)
+never."""
 
 
 def geometry(page: Any, table: Any, detail: str = ".jm-detail") -> dict[str, Any]:

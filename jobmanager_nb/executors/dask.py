@@ -1,0 +1,745 @@
+"""Offloaded jobs on a Dask cluster: :class:`DaskExecutor` (``pip install 'jobmanager_nb[dask]'``).
+
+::
+
+    from jobmanager_nb.executors.dask import DaskExecutor
+
+    executor = DaskExecutor("tcp://head:8786")          # or a Client, a cluster object, or None
+    manager = JobManager(executor=executor)
+
+The contract is the local one (:class:`~jobmanager_nb.executors.local.ProcessExecutor`): every run
+is a fresh process, the whole worker protocol works (``worker.data``, ``post_message`` both ways,
+``"done"``, ``"cancel"``, ``on_message``, ``cancelled``, ``progress``), output is captured live,
+return values and tracebacks come back, cell functions travel by value (cloudpickle), and cancel,
+kill and grace periods behave the same. Each run is one Dask task that holds one Dask worker
+thread until the run ends, so a worker's ``--nthreads`` is its number of job slots; the task runs
+the job as a child process of the Dask worker (see :mod:`jobmanager_nb.executors.dask_worker`).
+
+**Where a run runs.** ``started`` events carry ``location=`` the Dask worker's address. The job
+sees the *worker's* environment variables (the kernel's are not shipped: ``PATH``, ``HOME`` and
+friends differ between machines; set what jobs need when starting the workers, or pass it as the
+job's data). Its working directory is the kernel's when that directory exists on the worker (a
+shared file system, a LocalCluster), else the Dask worker's own. The kernel's ``sys.path`` entries
+that exist on the worker come first on the job's ``sys.path``, then the worker's. A script path is
+made absolute against the kernel's working directory at submit; the script must exist at that path
+on the worker (a clear error says so, naming the worker), unless the executor was created with
+``ship_scripts=True``: then the script's source is read at submit and travels with the run (only
+that file: modules next to it must be importable on the worker; when the worker has the same file
+at the same path it runs in place, else from a temporary copy). A ``"module:function"`` reference
+must import on the worker; a cell function travels by value and needs nothing there.
+
+**Versions.** On connect every worker must run the kernel's Python minor version and the same
+jobmanager_nb and cloudpickle versions, else the constructor raises an error naming the worker and
+the versions; a worker that joins later is checked by each run placed on it.
+
+**At most once.** Dask reruns the tasks of a worker that died (``allowed-failures``) and recomputes
+lost results. So the task announces ``ready`` and waits; the kernel answers ``go`` to the first
+placement of a run only and ``no`` to any other and to a run cancelled meanwhile, and releases the
+run's future when the run ends. A run whose Dask worker died after ``go`` ends failed and
+``lost`` (``Worker for job "x" was lost: the Dask worker tcp://... died while the job ran``); it is
+never retried here (retrying is the manager's decision). A worker that dies before ``go`` costs
+nothing: Dask places the task elsewhere. The scheduler's ``remove-worker`` events tell a dead
+worker, so a run ends even when no worker is left.
+
+**Messages.** Worker to kernel: ``Worker.log_event`` on a topic of the executor's own, which the
+Client delivers in order (its handler only queues them: a thread of the executor calls the
+listeners). Kernel to worker (``go``/``no``, messages, cancel, kill): ``Client.run`` on the run's
+worker, from one sender thread of the executor, in order.
+
+Limits: the kernel's Client must stay connected while jobs run (a Client that loses its scheduler
+leaves its runs waiting); a job's output and result travel through the scheduler's event log, which
+keeps the last events of each topic in memory, so very large results are better written to storage.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import logging
+import os
+import pickle
+import queue
+import threading
+import uuid
+import weakref
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+try:
+    import distributed
+    from distributed import Client
+except ImportError as _missing:  # pragma: no cover - exercised where distributed is absent
+    raise ImportError(
+        "DaskExecutor needs Dask's distributed package, which is not installed: pip install 'jobmanager_nb[dask]'"
+    ) from _missing
+
+from jobmanager_nb.executors import dask_worker
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+from jobmanager_nb.executors.local import _cancelled_before_start, _check_task
+from jobmanager_nb.processes.exits import lost_reason
+
+__all__ = ["DaskExecutor"]
+
+log = logging.getLogger("jobmanager_nb")
+
+_SHUTDOWN_KILL_WAIT = 5.0  # seconds shutdown waits for killed runs to report before giving up on them
+
+
+class _DaskRun(RunHandle):
+    """One submitted run: its task, its listener, its Dask future and where it stands.
+
+    Its fields change under the executor's lock; its events are emitted by the executor's
+    dispatcher thread only, so a listener sees them in order."""
+
+    def __init__(self, executor: DaskExecutor, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> None:
+        self.key = f"{task.name}-{uuid.uuid4().hex}"
+        self.run_id = task.run_id
+        self.name = task.name
+        self.task = task
+        self.listener = listener
+        self.future: Any = None  # a distributed.Future (partly untyped)
+        self.placement: tuple[str, str] | None = None  # (worker address, token) told "go"
+        self.go_delivered: bool | None = None  # None while the "go" is on its way
+        self.worker_gone = False  # the placement's worker was removed before "go" was confirmed
+        self.held: list[bytes] = []  # messages posted before "go"
+        self.cancel_sent = False
+        self.kill_sent = False
+        self.started = False
+        self.pid: int | None = None
+        self.location: str | None = None
+        self.settled = False  # the exited event has been (or is being) delivered
+        self.closed = False  # decided: it will never be told "go" (cancelled, killed, ended)
+        self._executor = executor
+        self._done = threading.Event()
+
+    def post_message(self, message: Any) -> None:
+        """Send ``message`` to the job's ``worker.on_message`` callbacks (held until the job has been
+        told to start, then sent in order). Raises ``TypeError`` if it cannot be pickled; does
+        nothing once the run ended."""
+        try:
+            payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            raise TypeError(
+                f'cannot send this {type(message).__name__} to job "{self.name}": it cannot be pickled '
+                f"({type(exc).__name__}: {exc}). Send plain data (str, numbers, lists, dicts)."
+            ) from exc
+        self._executor._post(self, payload)
+
+    def cancel(self, grace: float | None = None) -> None:
+        """Send ``"cancel"`` to the running job; with a ``grace`` in seconds, its process is killed if
+        it is still running then. A run not started yet (queued on the scheduler, or waiting for its
+        ``go``) ends at once, failed and cancelled, and none of its job's code runs."""
+        if grace is not None and grace < 0:
+            raise ValueError(f"grace must be 0 or more seconds, not {grace!r}")
+        self._executor._cancel(self, grace)
+
+    def kill(self) -> None:
+        """Kill the job's process (and what it started) now; the run fails with "was killed" (or "was
+        killed before it started", and then none of its job's code ran)."""
+        self._executor._kill(self)
+
+    @property
+    def done(self) -> bool:
+        """True once the ``exited`` event has been delivered."""
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the ``exited`` event has been delivered; False on timeout."""
+        return self._done.wait(timeout)
+
+    def __repr__(self) -> str:
+        state = "done" if self.done else "running" if self.started else "queued"
+        return f"<RunHandle {self.name!r} run_id={self.run_id!r} {state} on Dask>"
+
+
+class DaskExecutor(Executor):
+    """Runs each offloaded run as a fresh process on a Dask worker (see the module docstring).
+
+    ``cluster``: a scheduler address (``"tcp://head:8786"``), a :class:`distributed.Client`, a
+    cluster object (``LocalCluster``, dask-jobqueue, ...: anything with ``scheduler_address``), or
+    None to start a ``LocalCluster`` of this executor's own. A Client or cluster passed in is never
+    closed here; what the executor created, it closes in :meth:`shutdown`.
+    ``ship_scripts``: send a script job's source with each run instead of expecting the file on
+    the worker.
+
+    Raises ``RuntimeError`` when a worker runs other versions of Python, jobmanager_nb or
+    cloudpickle than this kernel, and ``TypeError`` for a ``cluster`` it cannot use.
+    """
+
+    def __init__(self, cluster: Any = None, *, ship_scripts: bool = False) -> None:
+        self.ship_scripts = bool(ship_scripts)
+        self._own_cluster: Any = None
+        self._own_client: Any = None
+        self._client: Any = self._connect(cluster)  # a distributed.Client (partly untyped)
+        try:
+            self._check_workers()
+        except BaseException:
+            self._close_owned()
+            raise
+        self._address = str(getattr(self._client.scheduler, "address", "?"))
+        self._topic = f"jobmanager_nb-{uuid.uuid4().hex}"
+        self._lock = threading.Lock()
+        self._runs: dict[str, _DaskRun] = {}  # by key; guarded by _lock
+        self._removed: collections.deque[str] = collections.deque(maxlen=1000)  # dispatcher only
+        self._closing = False  # guarded by _lock
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._outbox: list[tuple[str, str, str, str, Any]] = []  # (address, key, token, op, arg); guarded by _sent
+        self._sent = threading.Condition()
+        self._sender_stop = False
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="jobmanager_nb-dask-events", daemon=True)
+        self._sender = threading.Thread(target=self._send_loop, name="jobmanager_nb-dask-control", daemon=True)
+        self._shut_down = threading.Event()
+        self._dispatcher.start()
+        self._sender.start()
+        self._client.subscribe_topic(self._topic, self._on_topic_event)
+        _RemovedWorkers.watch(self._client, self)
+
+    # --- connecting ----------------------------------------------------------------------------------
+
+    def _connect(self, cluster: Any) -> Any:
+        if isinstance(cluster, Client):
+            if cluster.asynchronous:
+                raise TypeError("DaskExecutor needs a synchronous Client (not one made with asynchronous=True)")
+            if cluster.status not in ("running", "connecting", "newly-created"):
+                raise RuntimeError(f"this Dask Client is {cluster.status}; pass a connected one")
+            return cluster
+        if cluster is None:
+            from distributed import LocalCluster
+
+            new_cluster: Any = LocalCluster
+            self._own_cluster = new_cluster(processes=True, dashboard_address=None)
+            self._own_client = _new_client(self._own_cluster, set_as_default=False)
+            return self._own_client
+        if isinstance(cluster, str) or hasattr(cluster, "scheduler_address"):
+            address = cluster if isinstance(cluster, str) else cluster.scheduler_address
+            if not isinstance(address, str):
+                raise TypeError(f"the cluster's scheduler_address is not an address: {address!r}")
+            security = getattr(cluster, "security", None)
+            kwargs: dict[str, Any] = {"set_as_default": False}
+            if security is not None:
+                kwargs["security"] = security
+            self._own_client = _new_client(address, **kwargs)
+            return self._own_client
+        raise TypeError(
+            "DaskExecutor(cluster=...) takes a scheduler address, a distributed.Client, a cluster object "
+            f"(with a scheduler_address) or None, not {type(cluster).__name__}"
+        )
+
+    def _check_workers(self) -> None:
+        """Every worker runs the kernel's Python minor version, jobmanager_nb and cloudpickle versions
+        (and starts its process machinery ahead of the first run)."""
+        kernel = dask_worker.versions()
+        answers = self._client.run(dask_worker.hello, kernel, on_error="return")
+        problems = []
+        for address, answer in sorted(answers.items()):
+            if isinstance(answer, BaseException):
+                problems.append(f"{address} could not be asked ({type(answer).__name__}: {answer})")
+                continue
+            differences = dask_worker.version_problems(kernel, answer)
+            if differences:
+                problems.append(f"{address}: {'; '.join(differences)}")
+        if problems:
+            raise RuntimeError(
+                "DaskExecutor: these Dask workers cannot run this kernel's jobs: "
+                + " | ".join(problems)
+                + ". Install the same Python minor version, jobmanager_nb and cloudpickle versions on the "
+                "workers as in the kernel."
+            )
+
+    # --- public API -----------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The :class:`distributed.Client` this executor submits with."""
+        return self._client
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address, or None when the scheduler serves none."""
+        try:
+            info = self._client.scheduler_info(n_workers=0)
+        except Exception:
+            return None
+        if "dashboard" not in (info.get("services") or {}):
+            return None
+        try:
+            link = self._client.dashboard_link
+        except Exception:
+            return None
+        return str(link) if link else None
+
+    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> _DaskRun:
+        """Queue ``task`` on the Dask scheduler and return its handle at once; ``listener`` gets its
+        events in order, from the executor's dispatcher thread. Raises ``RuntimeError`` after
+        :meth:`shutdown`."""
+        _check_task(task)
+        run = _DaskRun(self, task, listener)
+        spec, failure = self._spec(run)
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("this DaskExecutor has been shut down; create a new one")
+            self._runs[run.key] = run
+            if failure is not None:
+                run.closed = True
+        if failure is not None:
+            self._inbox.put(("settle", run, RunOutcome("failed", error=failure)))
+            return run
+        try:
+            future = self._client.submit(dask_worker.supervise, spec, key=run.key, pure=False)
+        except Exception as exc:
+            with self._lock:
+                run.closed = True
+            error = f'job "{run.name}" could not be submitted to Dask: {type(exc).__name__}: {exc}'
+            self._inbox.put(("settle", run, RunOutcome("failed", error=error)))
+            return run
+        with self._lock:
+            run.future = future
+            release = run.settled  # (ended while being submitted: it is not needed any more)
+        if release:
+            future.release()
+        else:
+            future.add_done_callback(lambda f, run=run: self._on_future_done(run, f))
+        return run
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Cancel every run (queued ones end at once), wait up to ``timeout`` seconds for running ones
+        (``None``: as long as they take), kill what is left, stop the executor's threads and close
+        the Client and cluster it created (never one passed in). Idempotent; raises nothing for job
+        failures. Called from a listener, it starts all this and returns without waiting."""
+        with self._lock:
+            first = not self._closing
+            self._closing = True
+        if first:
+            threading.Thread(target=self._shutdown, args=(timeout,), name="jobmanager_nb-dask-shutdown").start()
+        if threading.current_thread() is self._dispatcher:
+            return
+        self._shut_down.wait()
+
+    def __repr__(self) -> str:
+        with self._lock:
+            state = "shut down" if self._closing else "running"
+            running = sum(1 for r in self._runs.values() if r.started)
+            queued = len(self._runs) - running
+        return f"<DaskExecutor {self._address} {state}: {running} running, {queued} queued>"
+
+    # --- called by run handles (any thread) ------------------------------------------------------
+
+    def _spec(self, run: _DaskRun) -> tuple[dict[str, Any], str | None]:
+        """What the supervising task gets, and why the run cannot be submitted (None if it can)."""
+        task = run.task
+        cwd = task.cwd
+        if cwd is None:
+            try:
+                cwd = os.getcwd()
+            except OSError:
+                cwd = None
+        source: bytes | None = None
+        failure = None
+        if task.target_kind == "script":
+            path = os.path.abspath(os.path.join(cwd or "", str(task.target)))
+            task = _replace(task, target=path)
+            if self.ship_scripts:
+                try:
+                    with open(path, "rb") as file:
+                        source = file.read()
+                except OSError as exc:
+                    failure = (
+                        f'job "{run.name}": cannot read the script "{path}" to send it to the Dask worker '
+                        f"({exc.strerror or exc}); check the path given to add_job (a relative path is taken "
+                        "from the job's cwd)"
+                    )
+        task = _replace(task, cwd=cwd)
+        spec = {
+            "key": run.key,
+            "run_id": run.run_id,
+            "topic": self._topic,
+            "task": task,
+            "source": source,
+            "versions": dask_worker.versions(),
+        }
+        return spec, failure
+
+    def _post(self, run: _DaskRun, payload: bytes) -> None:
+        with self._lock:
+            if run.settled or (run.closed and run.placement is None):
+                return
+            if run.placement is None:
+                run.held.append(payload)
+                return
+            self._send_locked(run, "message", payload)
+
+    def _cancel(self, run: _DaskRun, grace: float | None) -> None:
+        with self._lock:
+            if run.settled:
+                return
+            if run.placement is None:
+                if not run.closed:
+                    run.closed = True
+                    self._inbox.put(("settle", run, _cancelled_before_start()))
+                return
+            if not run.cancel_sent or grace is not None:
+                run.cancel_sent = True
+                self._send_locked(run, "cancel", grace)
+
+    def _kill(self, run: _DaskRun) -> None:
+        with self._lock:
+            if run.settled:
+                return
+            if run.placement is None:
+                if not run.closed:
+                    run.closed = True
+                    error = f'Worker for job "{run.name}" was killed before it started'
+                    self._inbox.put(("settle", run, RunOutcome("failed", error=error)))
+                return
+            if not run.kill_sent:
+                run.kill_sent = True
+                self._send_locked(run, "kill", None)
+
+    def _send_locked(self, run: _DaskRun, op: str, argument: Any) -> None:
+        assert run.placement is not None
+        address, token = run.placement
+        self._send(address, run.key, token, op, argument)
+
+    def _send(self, address: str, key: str, token: str, op: str, argument: Any) -> None:
+        with self._sent:
+            self._outbox.append((address, key, token, op, argument))
+            self._sent.notify()
+
+    # --- what the Client reports (on its event loop: only queue it) ----------------------------------
+
+    def _on_topic_event(self, event: tuple[float, Any]) -> None:
+        self._inbox.put(("topic", event[1]))
+
+    def _on_worker_removed(self, address: str) -> None:
+        self._inbox.put(("removed", address))
+
+    def _on_future_done(self, run: _DaskRun, future: Any) -> None:
+        """The run's Dask task ended (on Dask's callback thread). Nothing to do when the run was
+        settled by then (the usual case: its events come first); else find out why."""
+        with self._lock:
+            if run.settled:
+                return
+        status = future.status
+        detail = ""
+        try:
+            if status == "error":
+                exc = future.exception(timeout=10)
+                detail = f"{type(exc).__name__}: {exc}"
+            elif status == "finished":
+                detail = str(future.result(timeout=10))
+        except Exception as exc:
+            detail = f"(its result could not be read: {type(exc).__name__}: {exc})"
+        self._inbox.put(("future", run, status, detail))
+
+    # --- the dispatcher thread: every decision and every listener call --------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item[0] == "stop":
+                return
+            try:
+                self._dispatch(item)
+            except Exception:
+                log.exception("jobmanager_nb: internal error in the DaskExecutor")
+
+    def _dispatch(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "topic":
+            message = item[1]
+            if message.get("ready"):
+                self._on_ready(message["r"], message["a"], message["t"])
+            elif "e" in message:
+                self._on_events(message["r"], message["a"], message["t"], message["e"])
+        elif kind == "settle":
+            self._settle(item[1], item[2])
+        elif kind == "removed":
+            self._on_removed(item[1])
+        elif kind == "sent":
+            for run, ok in item[1]:
+                self._on_go_sent(run, ok)
+        elif kind == "future":
+            self._on_future(item[1], item[2], item[3])
+        elif kind == "call":
+            item[1]()
+
+    def _on_ready(self, key: str, address: str, token: str) -> None:
+        """The start gate: ``go`` to the first placement of a run that is still wanted, else ``no``."""
+        with self._lock:
+            run = self._runs.get(key)
+            go = (
+                run is not None
+                and not run.closed
+                and run.placement is None
+                and not self._closing
+                and address not in self._removed
+            )
+            if not go:
+                self._send(address, key, token, "no", None)
+                return
+            assert run is not None
+            run.placement = (address, token)
+            run.go_delivered = None
+            run.closed = True
+            self._send(address, key, token, "go", None)
+            for payload in run.held:
+                self._send(address, key, token, "message", payload)
+            run.held.clear()
+
+    def _on_events(self, key: str, address: str, token: str, data: bytes) -> None:
+        with self._lock:
+            run = self._runs.get(key)
+            if run is None or run.settled:
+                return
+            ours = run.placement == (address, token)
+        try:
+            events: list[WorkerEvent] = pickle.loads(data)
+        except Exception as exc:
+            note = f"[jobmanager_nb] events of this job could not be unpickled here: {type(exc).__name__}: {exc}\n"
+            events = [WorkerEvent("output", run.run_id, payload=("stderr", note))]
+        for event in events:
+            if not ours and not (event.kind == "exited" and run.placement is None):
+                continue  # another placement's events; only a failure before any "go" counts
+            if event.kind == "exited":
+                assert event.outcome is not None
+                if not ours:
+                    with self._lock:
+                        run.closed = True
+                self._settle(run, event.outcome)
+                return
+            if event.kind == "started":
+                run.started = True
+                run.pid = event.payload
+                run.location = event.location
+            self._emit(run, event)
+
+    def _on_removed(self, address: str) -> None:
+        """A Dask worker left the cluster: its runs that were told ``go`` are lost."""
+        self._removed.append(address)
+        lost = []
+        with self._lock:
+            for run in self._runs.values():
+                if run.settled or run.placement is None or run.placement[0] != address:
+                    continue
+                if run.go_delivered is None:
+                    run.worker_gone = True  # decided when the "go" is known to have arrived or not
+                elif run.go_delivered:
+                    lost.append(run)
+        for run in lost:
+            self._settle(run, self._lost(run, address))
+
+    def _on_go_sent(self, run: _DaskRun, ok: bool) -> None:
+        """Whether a run's ``go`` reached its worker: if not, the job did not start there, and Dask
+        places the task again (the worker died) unless the run was cancelled or killed meanwhile."""
+        with self._lock:
+            if run.settled or run.placement is None:
+                return
+            run.go_delivered = ok
+            address = run.placement[0]
+            if ok:
+                settle = self._lost(run, address) if run.worker_gone else None
+            else:
+                run.placement = None
+                run.worker_gone = False
+                run.closed = run.cancel_sent or run.kill_sent
+                settle = _cancelled_before_start() if run.closed else None
+        if settle is not None:
+            self._settle(run, settle)
+
+    def _on_future(self, run: _DaskRun, status: str, detail: str) -> None:
+        """The run's Dask task ended and the run has not: say why it ended."""
+        with self._lock:
+            if run.settled:
+                return
+            placement = run.placement
+            delivered = run.go_delivered
+        if placement is not None and delivered:
+            outcome = self._lost(run, placement[0])
+        elif status == "error":
+            outcome = RunOutcome(
+                "failed", error=f'Worker for job "{run.name}": its Dask task failed before the job started ({detail})'
+            )
+        elif status == "cancelled":
+            outcome = RunOutcome("failed", error=f'Worker for job "{run.name}": its Dask task was cancelled')
+        elif detail == "no-answer":
+            outcome = RunOutcome(
+                "failed",
+                error=f'Worker for job "{run.name}": the Dask worker gave up waiting for this kernel to start the job',
+            )
+        else:
+            outcome = RunOutcome(
+                "failed", error=f'Worker for job "{run.name}": its Dask task ended without running the job ({detail})'
+            )
+        self._settle(run, outcome)
+
+    def _lost(self, run: _DaskRun, address: str) -> RunOutcome:
+        when = "while the job ran" if run.started else "after it was told to start the job"
+        return RunOutcome("failed", error=lost_reason(run.name, f"the Dask worker {address} died {when}"), lost=True)
+
+    def _settle(self, run: _DaskRun, outcome: RunOutcome) -> None:
+        with self._lock:
+            if run.settled:
+                return
+            run.settled = run.closed = True
+            future, run.future = run.future, None
+        self._emit(run, WorkerEvent("exited", run.run_id, outcome=outcome))
+        run._done.set()
+        with self._lock:
+            self._runs.pop(run.key, None)
+        if future is not None:
+            future.release()  # a task Dask would rerun or recompute is not wanted any more
+
+    def _emit(self, run: _DaskRun, event: WorkerEvent) -> None:
+        try:
+            run.listener(event)
+        except Exception:
+            log.exception("jobmanager_nb: the listener of job %r raised on its %r event", run.name, event.kind)
+
+    # --- the sender thread: Client.run calls, one at a time, in order ----------------------------------
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._sent:
+                while not self._outbox and not self._sender_stop:
+                    self._sent.wait()
+                if not self._outbox:
+                    return
+                batch, self._outbox = self._outbox, []
+            self._deliver(batch)
+
+    def _deliver(self, batch: list[tuple[str, str, str, str, Any]]) -> None:
+        by_worker: dict[str, list[tuple[str, str, str, Any]]] = {}
+        for address, key, token, op, argument in batch:
+            by_worker.setdefault(address, []).append((key, token, op, argument))
+        try:
+            answers: dict[str, Any] = self._client.run(
+                dask_worker.control, by_worker, workers=list(by_worker), on_error="return"
+            )
+        except Exception as exc:
+            answers = {address: exc for address in by_worker}
+        gone = [
+            address for address in by_worker if address not in answers or isinstance(answers[address], BaseException)
+        ]
+        for address in gone:
+            log.debug("jobmanager_nb: could not reach the Dask worker %s: %r", address, answers.get(address))
+        results = []
+        with self._lock:
+            for address, key, _token, op, _ in batch:
+                run = self._runs.get(key)
+                if op == "go" and run is not None:
+                    results.append((run, address not in gone))
+        if results:
+            self._inbox.put(("sent", results))
+
+    # --- shutting down ---------------------------------------------------------------------------------
+
+    def _shutdown(self, timeout: float | None) -> None:
+        try:
+            with self._lock:
+                runs = list(self._runs.values())
+            for run in runs:
+                run.cancel(timeout)
+            for run in runs:
+                if not run.wait(None if timeout is None else timeout + 2.0):
+                    break
+            with self._lock:
+                left = [r for r in self._runs.values() if not r.settled]
+            for run in left:
+                run.kill()
+            for run in left:
+                if not run.wait(_SHUTDOWN_KILL_WAIT):
+                    error = f'Worker for job "{run.name}" was killed: the executor stopped (it did not report back)'
+                    self._inbox.put(("settle", run, RunOutcome("failed", error=error)))
+            done = threading.Event()
+            self._inbox.put(("call", done.set))
+            done.wait(_SHUTDOWN_KILL_WAIT)
+            self._inbox.put(("stop",))
+            with self._sent:
+                self._sender_stop = True
+                self._sent.notify()
+            self._sender.join(_SHUTDOWN_KILL_WAIT)
+            with contextlib.suppress(Exception):
+                self._client.unsubscribe_topic(self._topic)
+            _RemovedWorkers.forget(self._client, self)
+            self._close_owned()
+        except Exception:
+            log.exception("jobmanager_nb: the DaskExecutor did not shut down cleanly")
+        finally:
+            self._shut_down.set()
+
+    def _close_owned(self) -> None:
+        client, self._own_client = self._own_client, None
+        cluster, self._own_cluster = self._own_cluster, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                log.exception("jobmanager_nb: could not close the DaskExecutor's Client")
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:
+                log.exception("jobmanager_nb: could not close the DaskExecutor's LocalCluster")
+
+
+class _RemovedWorkers:
+    """One subscription per Client to the scheduler's ``all`` topic, where it announces a removed
+    worker; shared by every DaskExecutor on that Client (a Client keeps one handler per topic), and
+    calling the handler that was there before, which is put back when the last executor leaves."""
+
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _by_client: ClassVar[weakref.WeakKeyDictionary[Any, _RemovedWorkers]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, client: Any) -> None:
+        self.client: Any = client
+        self.executors: list[weakref.ref[DaskExecutor]] = []
+        handlers = getattr(client, "_event_handlers", {})
+        self.previous: Callable[[Any], Any] | None = handlers.get("all") if isinstance(handlers, dict) else None
+
+    @classmethod
+    def watch(cls, client: Any, executor: DaskExecutor) -> None:
+        with cls._lock:
+            watcher = cls._by_client.get(client)
+            if watcher is None:
+                watcher = cls._by_client[client] = cls(client)
+                client.subscribe_topic("all", watcher.on_event)
+            watcher.executors.append(weakref.ref(executor))
+
+    @classmethod
+    def forget(cls, client: Any, executor: DaskExecutor) -> None:
+        with cls._lock:
+            watcher = cls._by_client.get(client)
+            if watcher is None:
+                return
+            watcher.executors = [r for r in watcher.executors if r() not in (None, executor)]
+            if watcher.executors:
+                return
+            del cls._by_client[client]
+        with contextlib.suppress(Exception):
+            if watcher.previous is not None:
+                client.subscribe_topic("all", watcher.previous)
+            else:
+                client.unsubscribe_topic("all")
+
+    def on_event(self, event: tuple[float, Any]) -> Any:
+        """On the Client's event loop: pass a removed worker's address on, nothing else."""
+        message = event[1]
+        if isinstance(message, dict) and message.get("action") == "remove-worker" and "worker" in message:
+            for ref in list(self.executors):
+                executor = ref()
+                if executor is not None:
+                    executor._on_worker_removed(message["worker"])
+        if self.previous is not None:
+            return self.previous(event)
+        return None
+
+
+_new_client: Any = Client  # (its constructor is untyped)
+
+
+def _replace(task: OffloadedTask, **changes: Any) -> OffloadedTask:
+    return dataclasses.replace(task, **changes)
+
+
+_ = distributed  # (imported first so that a missing distributed gives the message above)

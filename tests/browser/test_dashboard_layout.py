@@ -301,8 +301,11 @@ def test_a_running_row_reads_like_tqdm(gallery: Gallery, layout: str, request: p
     expect(status).to_contain_text(re.compile(r"step \d+ of 1000"))
     expect(status).to_contain_text(re.compile(r"\b\d+ s\b"))  # elapsed
     expect(status).to_contain_text(re.compile(r"left"))  # the estimate
-    bar = nb.row("crunch").locator(".jm-progress")
-    width = bar.bounding_box()["width"]
+    # Measured in one step inside the page: the cell's HTML is replaced a few times a second as the job reports
+    # progress, so a bar found by one call may be gone by the next (bounding_box() then gives None).
+    width = status.evaluate(
+        "el => { const bar = el.querySelector('.jm-progress'); return bar ? bar.getBoundingClientRect().width : 0; }"
+    )
     words = status.evaluate(
         """el => { const r = document.createRange(); r.selectNodeContents(el);
                    const box = el.getBoundingClientRect();

@@ -109,3 +109,16 @@ def wait_gone(pids: list[int], timeout: float = WAIT) -> list[int]:
         if alive:
             time.sleep(0.02)  # polling the OS process table: there is nothing to wait on
     return alive
+
+
+def dask_cluster(n_workers: int = 2) -> Any:
+    """A ``LocalCluster`` of ``n_workers`` worker processes, one thread each (one job slot each);
+    use it as a context manager. Imported here so that the process-only tests never import Dask."""
+    from distributed import LocalCluster
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+
+def count_files(directory: Path | str) -> int:
+    """How many entries ``directory`` holds (the start markers of ``jobs.dask_jobs.mark_start``)."""
+    return len(list(Path(directory).iterdir()))

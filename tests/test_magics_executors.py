@@ -201,3 +201,12 @@ def test_a_later_kernels_rerun_of_a_script_oneoff_without_a_recipe_needs_its_exe
         message = usage_error(ip, "job", "rerun fails")
         assert message.startswith('Cannot rerun one-off "fails": it ran on the executor "spare"')
         assert 'add_executor("spare", executor)' in message
+
+
+def test_reopening_the_manager_for_new_settings_keeps_the_executors_added_by_name(ip, manager, spare, hello):
+    out = line(ip, "config", "JobManagerMagics.kill_grace = 2.0")
+    assert out.endswith('with store ".jobmanager/jobs.json"; kept the executors spare\n')
+    reopened = jobmanager_nb.get_manager()
+    assert reopened is not manager and reopened.executors == {"spare": spare}
+    line(ip, "job", "jobs/hello.py --executor spare")
+    assert reopened.wait("hello", WAIT).ok and spare.submitted == ["hello"]  # closing the old one left it running

@@ -13,9 +13,9 @@ The class keeps the session's :class:`~jobmanager_nb.manager.JobManager` (throug
 :mod:`jobmanager_nb.session`, with its one-off records in ``.jobmanager/jobs.json``): it opens it, says in
 one line which one-off jobs an earlier kernel left interrupted, and reopens it when someone closed it. Settings
 are traitlets (``%config JobManagerMagics.store = "path"``); changing ``store``, ``inline_concurrency`` or
-``kill_grace`` after loading reopens the manager. It listens to the manager's events so that
-:meth:`~JobManagerMagics.after_cell`, a ``post_run_cell`` hook, says in one line which jobs failed in the
-background, and, once per job, which inline job held the kernel (its event loop) for longer than
+``kill_grace`` after loading reopens the manager (keeping the executors added by name). It listens to the
+manager's events so that :meth:`~JobManagerMagics.after_cell`, a ``post_run_cell`` hook, says in one line which
+jobs failed in the background, and, once per job, which inline job held the kernel (its event loop) for longer than
 ``slow_inline_notice`` seconds, suggesting a worker process instead. How long a run held the loop is measured
 by a callback queued on the loop when the run starts: it can only run once the loop is free again
 (:meth:`~JobManagerMagics._probe`). Loading and unloading the extension is :mod:`jobmanager_nb.notebook.extension`.
@@ -28,7 +28,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from IPython.core.error import UsageError
@@ -39,6 +39,7 @@ from traitlets import Bool, Float, Int, Unicode, observe
 from jobmanager_nb import session
 from jobmanager_nb.errors import JobManagerError, JobNotFoundError
 from jobmanager_nb.events import Event
+from jobmanager_nb.executors.base import Executor
 from jobmanager_nb.jobs import _looks_like_path
 from jobmanager_nb.loops import running_loop
 from jobmanager_nb.manager import JobManager
@@ -82,7 +83,7 @@ class JobManagerMagics(Magics):
 
     Settings (``%config JobManagerMagics.<name> = value``). Set before ``%load_ext``, they are used when the
     manager opens; changed afterwards, ``store``, ``inline_concurrency`` and ``kill_grace`` reopen the manager,
-    which removes the jobs registered so far (and says which):
+    which removes the jobs registered so far (and says which) and keeps the executors added by name:
 
     - ``store``: the one-off records file (default ``.jobmanager/jobs.json``, relative to the kernel's
       working folder); ``""`` keeps them in memory only.
@@ -131,16 +132,19 @@ class JobManagerMagics(Magics):
             self._watch(current, None)  # opened by code elsewhere: where its inline jobs run is not known here
         return current
 
-    def open(self) -> JobManager:
-        """Open (or reopen) the session manager with these settings; say which one-offs were interrupted."""
+    def open(self, executors: Mapping[str, Executor] | None = None) -> JobManager:
+        """Open (or reopen) the session manager with these settings (and ``executors``, by name); say which
+        one-offs were interrupted."""
         self._detach()
         loop = running_loop()  # the manager runs inline jobs on the loop running now (the kernel's), if any
+        more: dict[str, Any] = {"executors": dict(executors)} if executors else {}
         try:
             manager = session.open_manager(
                 self.store or None,
                 inline_concurrency=self.inline_concurrency,
                 kill_grace=self.kill_grace,
                 log_failures=False,  # failures are reported after each cell instead (notify_failures)
+                **more,
             )
         except JobManagerError as exc:
             raise _usage(exc) from None
@@ -181,10 +185,13 @@ class JobManagerMagics(Magics):
         if not self._active:
             return  # still loading: the settings are read when the manager is first opened
         names = _registered_names()
-        self.open()
+        previous = session.current_manager()
+        executors = previous.executors if previous is not None else {}  # the user's: closing never shut them down
+        self.open(executors)
         where = f'store "{self.store}"' if self.store else "an in-memory store"
         dropped = f"; removed {len(names)} job(s) ({', '.join(names)}): run their cells again" if names else ""
-        print(f"jobmanager_nb: reopened the job manager with {where}{dropped}")
+        kept = f"; kept the executors {', '.join(sorted(executors))}" if executors else ""
+        print(f"jobmanager_nb: reopened the job manager with {where}{dropped}{kept}")
 
     def _reconcile_message(self, manager: JobManager, records: list[OneOffRecord]) -> str:
         names = [r.name for r in records]

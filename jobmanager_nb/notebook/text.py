@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from jobmanager_nb.model import INLINE_LOCATION, LOCAL_EXECUTOR, JobInfo, JobRun, RunMark
+from jobmanager_nb.model import INLINE_LOCATION, JobInfo, JobRun, RunMark
 
 if TYPE_CHECKING:
     from jobmanager_nb.manager import JobManager
@@ -184,7 +184,7 @@ def _kind_text(info: JobInfo) -> str:
 
 
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://")
-_HERE = frozenset({LOCAL_EXECUTOR, INLINE_LOCATION})  # the locations on this machine: a local worker, the kernel
+_HERE = frozenset({"local", INLINE_LOCATION})  # the locations on this machine: a local worker process, the kernel
 
 
 def _where(location: str | None) -> str:

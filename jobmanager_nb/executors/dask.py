@@ -53,6 +53,7 @@ keeps the last events of each topic in memory, so very large results are better 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import dataclasses
@@ -100,8 +101,6 @@ class _DaskRun(RunHandle):
         self.listener = listener
         self.future: Any = None  # a distributed.Future (partly untyped)
         self.placement: tuple[str, str] | None = None  # (worker address, token) told "go"
-        self.go_delivered: bool | None = None  # None while the "go" is on its way
-        self.worker_gone = False  # the placement's worker was removed before "go" was confirmed
         self.held: list[bytes] = []  # messages posted before "go"
         self.cancel_sent = False
         self.kill_sent = False
@@ -184,14 +183,10 @@ class DaskExecutor(Executor):
         self._removed: collections.deque[str] = collections.deque(maxlen=1000)  # dispatcher only
         self._closing = False  # guarded by _lock
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self._outbox: list[tuple[str, str, str, str, Any]] = []  # (address, key, token, op, arg); guarded by _sent
-        self._sent = threading.Condition()
-        self._sender_stop = False
+        self._courier = _Courier(self._client, self._on_sent)
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="jobmanager_nb-dask-events", daemon=True)
-        self._sender = threading.Thread(target=self._send_loop, name="jobmanager_nb-dask-control", daemon=True)
         self._shut_down = threading.Event()
         self._dispatcher.start()
-        self._sender.start()
         self._client.subscribe_topic(self._topic, self._on_topic_event)
         _RemovedWorkers.watch(self._client, self)
 
@@ -402,9 +397,7 @@ class DaskExecutor(Executor):
         self._send(address, run.key, token, op, argument)
 
     def _send(self, address: str, key: str, token: str, op: str, argument: Any) -> None:
-        with self._sent:
-            self._outbox.append((address, key, token, op, argument))
-            self._sent.notify()
+        self._courier.send(address, (key, token, op, argument))
 
     # --- what the Client reports (on its event loop: only queue it) ----------------------------------
 
@@ -412,7 +405,19 @@ class DaskExecutor(Executor):
         self._inbox.put(("topic", event[1]))
 
     def _on_worker_removed(self, address: str) -> None:
+        self._courier.forget(address)
         self._inbox.put(("removed", address))
+
+    def _on_sent(self, address: str, batch: list[tuple[str, str, str, Any]], delivered: list[bool]) -> None:
+        """Whether instructions reached their placements (on the Client's loop): what matters is a ``go``."""
+        results = []
+        with self._lock:
+            for (key, _token, op, _), ok in zip(batch, delivered, strict=True):
+                run = self._runs.get(key)
+                if op == "go" and run is not None:
+                    results.append((run, ok))
+        if results:
+            self._inbox.put(("sent", results))
 
     def _on_future_done(self, run: _DaskRun, future: Any) -> None:
         """The run's Dask task ended (on Dask's callback thread). Nothing to do when the run was
@@ -480,7 +485,6 @@ class DaskExecutor(Executor):
                 return
             assert run is not None
             run.placement = (address, token)
-            run.go_delivered = None
             run.closed = True
             self._send(address, key, token, "go", None)
             for payload in run.held:
@@ -515,37 +519,29 @@ class DaskExecutor(Executor):
             self._emit(run, event)
 
     def _on_removed(self, address: str) -> None:
-        """A Dask worker left the cluster: its runs that were told ``go`` are lost."""
+        """A Dask worker left the cluster: its runs that were told ``go`` are lost (also those whose
+        ``go`` was still on its way: whether it arrived is unknown, so the job may have started)."""
         self._removed.append(address)
         lost = []
         with self._lock:
             for run in self._runs.values():
                 if run.settled or run.placement is None or run.placement[0] != address:
                     continue
-                if run.go_delivered is None:
-                    run.worker_gone = True  # decided when the "go" is known to have arrived or not
-                elif run.go_delivered:
-                    lost.append(run)
+                lost.append(run)
         for run in lost:
             self._settle(run, self._lost(run, address))
 
     def _on_go_sent(self, run: _DaskRun, ok: bool) -> None:
-        """Whether a run's ``go`` reached its worker: if not, the job did not start there, and Dask
-        places the task again (the worker died) unless the run was cancelled or killed meanwhile."""
+        """Whether a run's ``go`` reached its worker. If it did not, whether the worker got it before
+        the connection failed is unknown: the job may have started, so the run is lost (it is never
+        offered to another placement: a job starts at most once)."""
         with self._lock:
             if run.settled or run.placement is None:
                 return
-            run.go_delivered = ok
             address = run.placement[0]
-            if ok:
-                settle = self._lost(run, address) if run.worker_gone else None
-            else:
-                run.placement = None
-                run.worker_gone = False
-                run.closed = run.cancel_sent or run.kill_sent
-                settle = _cancelled_before_start() if run.closed else None
-        if settle is not None:
-            self._settle(run, settle)
+        if not ok:
+            reason = f"the Dask worker {address} could not be reached to start the job (it may have started)"
+            self._settle(run, RunOutcome("failed", error=lost_reason(run.name, reason), lost=True))
 
     def _on_future(self, run: _DaskRun, status: str, detail: str) -> None:
         """The run's Dask task ended and the run has not: say why it ended."""
@@ -553,8 +549,7 @@ class DaskExecutor(Executor):
             if run.settled:
                 return
             placement = run.placement
-            delivered = run.go_delivered
-        if placement is not None and delivered:
+        if placement is not None and detail not in ("refused", "no-answer"):
             outcome = self._lost(run, placement[0])
         elif status == "error":
             outcome = RunOutcome(
@@ -596,42 +591,6 @@ class DaskExecutor(Executor):
         except Exception:
             log.exception("jobmanager_nb: the listener of job %r raised on its %r event", run.name, event.kind)
 
-    # --- the sender thread: Client.run calls, one at a time, in order ----------------------------------
-
-    def _send_loop(self) -> None:
-        while True:
-            with self._sent:
-                while not self._outbox and not self._sender_stop:
-                    self._sent.wait()
-                if not self._outbox:
-                    return
-                batch, self._outbox = self._outbox, []
-            self._deliver(batch)
-
-    def _deliver(self, batch: list[tuple[str, str, str, str, Any]]) -> None:
-        by_worker: dict[str, list[tuple[str, str, str, Any]]] = {}
-        for address, key, token, op, argument in batch:
-            by_worker.setdefault(address, []).append((key, token, op, argument))
-        try:
-            answers: dict[str, Any] = self._client.run(
-                dask_worker.control, by_worker, workers=list(by_worker), on_error="return"
-            )
-        except Exception as exc:
-            answers = {address: exc for address in by_worker}
-        gone = [
-            address for address in by_worker if address not in answers or isinstance(answers[address], BaseException)
-        ]
-        for address in gone:
-            log.debug("jobmanager_nb: could not reach the Dask worker %s: %r", address, answers.get(address))
-        results = []
-        with self._lock:
-            for address, key, _token, op, _ in batch:
-                run = self._runs.get(key)
-                if op == "go" and run is not None:
-                    results.append((run, address not in gone))
-        if results:
-            self._inbox.put(("sent", results))
-
     # --- shutting down ---------------------------------------------------------------------------------
 
     def _shutdown(self, timeout: float | None) -> None:
@@ -655,10 +614,6 @@ class DaskExecutor(Executor):
             self._inbox.put(("call", done.set))
             done.wait(_SHUTDOWN_KILL_WAIT)
             self._inbox.put(("stop",))
-            with self._sent:
-                self._sender_stop = True
-                self._sent.notify()
-            self._sender.join(_SHUTDOWN_KILL_WAIT)
             with contextlib.suppress(Exception):
                 self._client.unsubscribe_topic(self._topic)
             _RemovedWorkers.forget(self._client, self)
@@ -681,6 +636,64 @@ class DaskExecutor(Executor):
                 cluster.close()
             except Exception:
                 log.exception("jobmanager_nb: could not close the DaskExecutor's LocalCluster")
+
+
+class _Courier:
+    """Delivers the kernel's instructions to Dask workers with ``Client.run``, on the Client's event
+    loop: in order for each worker (one call at a time per worker, whatever is waiting goes in one
+    call), and never making one worker wait for another (connecting to a worker that just died can
+    take the whole connect timeout). ``on_result(address, batch, delivered)`` hears which instructions
+    reached their placement (on the loop: it must only queue work)."""
+
+    def __init__(
+        self, client: Any, on_result: Callable[[str, list[tuple[str, str, str, Any]], list[bool]], None]
+    ) -> None:
+        self._client = client
+        self._on_result = on_result
+        self._waiting: dict[str, list[tuple[str, str, str, Any]]] = {}  # by address; loop only
+        self._busy: set[str] = set()  # addresses with a call in flight; loop only
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def send(self, address: str, item: tuple[str, str, str, Any]) -> None:
+        """Queue ``(run key, token, op, argument)`` for the worker at ``address`` (any thread)."""
+        self._client.loop.add_callback(self._queue, address, item)
+
+    def forget(self, address: str) -> None:
+        """The worker is gone: drop what waits for it (any thread)."""
+        self._client.loop.add_callback(self._waiting.pop, address, None)
+
+    def _queue(self, address: str, item: tuple[str, str, str, Any]) -> None:
+        self._waiting.setdefault(address, []).append(item)
+        if address not in self._busy:
+            self._busy.add(address)
+            task = asyncio.ensure_future(self._drain(address))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, address: str) -> None:
+        try:
+            while self._waiting.get(address):
+                batch = self._waiting.pop(address)
+                delivered = await self._deliver(address, batch)
+                try:
+                    self._on_result(address, batch, delivered)
+                except Exception:
+                    log.exception("jobmanager_nb: internal error in the DaskExecutor")
+        finally:
+            self._busy.discard(address)
+
+    async def _deliver(self, address: str, batch: list[tuple[str, str, str, Any]]) -> list[bool]:
+        try:
+            answers = await self._client.run(
+                dask_worker.control, {address: batch}, workers=[address], on_error="return", asynchronous=True
+            )
+        except Exception as exc:
+            answers = {address: exc}
+        answer = answers.get(address) if isinstance(answers, dict) else None
+        if isinstance(answer, list) and len(answer) == len(batch):
+            return [bool(ok) for ok in answer]
+        log.debug("jobmanager_nb: could not reach the Dask worker %s: %r", address, answer)
+        return [False] * len(batch)
 
 
 class _RemovedWorkers:

@@ -145,18 +145,18 @@ def _job_processes(worker: Worker) -> JobProcesses:
     return result
 
 
-def control(batch: dict[str, list[tuple[str, str, str, Any]]], dask_worker: Worker) -> int:
+def control(batch: dict[str, list[tuple[str, str, str, Any]]], dask_worker: Worker) -> list[bool]:
     """Deliver the kernel's instructions to the placements on this worker, in order (run by
     ``Client.run`` on the worker's event loop: never blocks). ``batch`` maps worker addresses to
     ``(run key, token, op, argument)`` with op ``go``, ``no``, ``message`` (pickle bytes),
-    ``cancel`` (grace or None) or ``kill``. Returns how many were for a placement still here."""
-    delivered = 0
+    ``cancel`` (grace or None) or ``kill``. Returns, for each, whether its placement was still here."""
+    delivered = []
     for key, token, op, argument in batch.get(dask_worker.address, ()):
         with _runs_lock:
             placement = _runs.get((key, token))
         if placement is not None:
             placement.control(op, argument)
-            delivered += 1
+        delivered.append(placement is not None)
     return delivered
 
 

@@ -210,3 +210,13 @@ def test_reopening_the_manager_for_new_settings_keeps_the_executors_added_by_nam
     assert reopened is not manager and reopened.executors == {"spare": spare}
     line(ip, "job", "jobs/hello.py --executor spare")
     assert reopened.wait("hello", WAIT).ok and spare.submitted == ["hello"]  # closing the old one left it running
+
+
+def test_job_log_says_where_the_run_ran(ip, manager, hello):
+    line(ip, "job", "jobs/hello.py --executor spare")
+    manager.wait("hello", WAIT)
+    first = line(ip, "job", "log hello").splitlines()[0]
+    assert first.startswith('"hello" r') and "finished at " in first and first.endswith(" on local")
+    cell(ip, "oneoff", "here", "print('in the kernel')\n")
+    manager.wait("here", WAIT)
+    assert line(ip, "job", "log here").splitlines()[0].endswith(" on kernel")

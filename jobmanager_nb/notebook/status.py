@@ -6,8 +6,8 @@
 - :func:`list_jobs` (``%job list``, and ``%job`` alone) prints the table as text
   (:func:`~jobmanager_nb.notebook.text.render_text`).
 - :func:`log` (``%job log NAME``) prints the last run's captured output and its traceback without the frames of
-  jobmanager_nb itself (:func:`_user_traceback`), or what is known so far of a run still going. A one-off that
-  only the store knows (an earlier kernel's) shows its stored status and error.
+  jobmanager_nb itself (:func:`_user_traceback`), or what is known so far of a run still going, and where it ran.
+  A one-off that only the store knows (an earlier kernel's) shows its stored status and error.
 - :func:`wait` (``%job wait [NAME] [--timeout S]``) blocks until the run of NAME, or every run, ends and says in
   one line how it went (:func:`_outcome_line`); a failure it reports is not reported again after the cell.
 - :func:`next_times` (``%job next SPEC [-n 5]``) says what a schedule means in English and when it fires next.
@@ -158,12 +158,14 @@ def _run_log(info: JobInfo, stored_attempts: int | None = None) -> str:
     if run is None:
         assert info.current_run is not None
         run = info.current_run
-        lines.append(f'"{info.name}" {run.run_id}: running since {_when(run.started_at)}, output so far:')
+        where = f" on {run.location}" if run.location else ""
+        lines.append(f'"{info.name}" {run.run_id}: running since {_when(run.started_at)}{where}, output so far:')
     else:
         took = f" after {duration(run.duration)}" if run.duration is not None else ""
         state = "cancelled" if run.cancelled else run.status
         attempt = _attempt_words(stored_attempts) if stored_attempts else f"attempt {run.attempt}"
-        lines.append(f'"{info.name}" {run.run_id} ({attempt}): {state} at {_when(run.finished_at)}{took}')
+        where = f" on {run.location}" if run.location else ""
+        lines.append(f'"{info.name}" {run.run_id} ({attempt}): {state} at {_when(run.finished_at)}{took}{where}')
     lines.append("output:" if run.output else "output: (none)")
     lines += ["  " + line for line in run.output.rstrip("\n").splitlines()]
     if run.error:

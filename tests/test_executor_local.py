@@ -14,10 +14,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
-from executor_helpers import JOBS, WAIT, Recorder, is_gone, reference, script, wait_gone
+from executor_helpers import JOBS, WAIT, Recorder, count_files, is_gone, reference, script, wait_gone
 from polling import wait_until
 
 from jobmanager_nb.executors import Executor, OffloadedTask, ProcessExecutor, RunHandle
@@ -267,3 +268,40 @@ def test_a_dead_fork_server_fails_its_runs_once_and_is_restarted() -> None:
         assert events.outcome().result == 5
     finally:
         ex.shutdown(timeout=5)
+
+
+# --- held runs (what DaskExecutor's start gate uses) -------------------------------------------------
+
+
+def test_a_held_run_is_prepared_but_starts_only_when_released(executor: ProcessExecutor, tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    data = json.dumps({"dir": str(marks), "sleep": 0})
+    task = OffloadedTask("run-held", "held", "reference", "jobs.dask_jobs:mark_start", data)
+    events = Recorder()
+    handle = executor.submit(task, events, hold=True)
+    wait_until(lambda: handle.ready is not None, WAIT)  # its worker waits for go
+    assert events.kinds() == [] and count_files(marks) == 0
+    handle.release()
+    assert events.outcome().result == "slept"
+    assert events.kinds()[0] == "started" and count_files(marks) == 1
+
+
+def test_a_held_run_cancelled_or_failing_before_its_release_never_starts(
+    executor: ProcessExecutor, tmp_path: Path
+) -> None:
+    data = json.dumps({"dir": str(tmp_path), "sleep": 0})
+    free = Recorder()
+    executor.submit(OffloadedTask("run-h1", "h1", "reference", "jobs.dask_jobs:mark_start", data), free)
+    events = Recorder()
+    task = OffloadedTask("run-h2", "h2", "reference", "jobs.dask_jobs:mark_start", data)
+    held = executor.submit(task, events, hold=True)
+    wait_until(lambda: held.ready is not None, WAIT)  # its worker waits for go
+    held.cancel()
+    held.release()  # too late: it was cancelled
+    assert events.outcome().error == "cancelled before it started" and events.kinds() == ["exited"]
+    events = Recorder()
+    executor.submit(OffloadedTask("run-h3", "h3", "reference", "jobs.fixture_jobs:does_not_exist"), events, hold=True)
+    assert "has no attribute" in (events.outcome().error or "") and events.kinds() == ["exited"]
+    assert free.outcome().result == "slept"
+    assert count_files(tmp_path) == 1  # only the run that was not held started

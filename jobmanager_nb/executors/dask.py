@@ -549,7 +549,7 @@ class DaskExecutor(Executor):
             if run.settled:
                 return
             placement = run.placement
-        if placement is not None and detail not in ("refused", "no-answer"):
+        if placement is not None and detail not in ("refused", "no-answer", "failed"):
             outcome = self._lost(run, placement[0])
         elif status == "error":
             outcome = RunOutcome(

@@ -13,13 +13,19 @@ The supervising task:
 1. checks what it can without running any of the job's code: the same Python minor version and
    the same jobmanager_nb and cloudpickle versions as the kernel, and (for a script) that the
    script is there; a failure ends the run before it started;
-2. announces ``ready`` (a :meth:`distributed.Worker.log_event` on the executor's topic, naming this
+2. submits the job to the worker's ProcessExecutor *held* (``submit(..., hold=True)``): a process
+   prepares it (environment, working directory, target loaded) but runs none of its code yet;
+3. announces ``ready`` (a :meth:`distributed.Worker.log_event` on the executor's topic, naming this
    placement's token) and waits for the kernel's answer, which :func:`control` delivers: ``go``
-   for the first placement of a run only, ``no`` for any other (Dask reran the task after a worker
-   died, or recomputed it) and for a run cancelled meanwhile. So a job starts at most once;
-3. after ``go``, submits the job to the worker's ProcessExecutor and forwards its events to the
-   kernel (batched: a report goes at once, output at most every 20 ms) until ``exited``;
-   messages, cancel and kill from the kernel reach the local run through :func:`control`.
+   (the local run is released) for the first placement of a run only, ``no`` (the local run is
+   cancelled: it never starts) for any other (Dask reran the task after a worker died, or
+   recomputed it) and for a run cancelled meanwhile. So a job starts at most once. No answer
+   within :data:`GATE_TIMEOUT`, or the kernel releasing the task, is a ``no`` too;
+4. forwards the local run's events to the kernel (batched: a report goes at once, output alone at
+   most every 20 ms) until ``exited``; messages, cancel and kill from the kernel reach the local
+   run through :func:`control`. Before ``go`` only an ``exited`` is forwarded (the job could not be
+   prepared: a reference that does not import here, a bad pickle); output printed while a
+   function's module was imported waits for ``go``.
 
 Everything sent to the kernel is ``{"r": run key, "t": token, "a": worker address, ...}`` with
 ``"ready": True`` or ``"e"``: the cloudpickled list of :class:`WorkerEvent` objects.
@@ -63,6 +69,8 @@ _OUTPUT_BATCH = 256 * 1024  # ... unless this many characters are waiting
 
 _runs: dict[tuple[str, str], _Placement] = {}  # (run key, token) -> the placement waiting or running here
 _runs_lock = threading.Lock()
+_ended: dict[tuple[str, str], None] = {}  # the last placements that ended here (oldest first); under _runs_lock
+_ENDED_KEPT = 10_000
 
 
 def versions() -> dict[str, str]:
@@ -149,20 +157,22 @@ def control(batch: dict[str, list[tuple[str, str, str, Any]]], dask_worker: Work
     """Deliver the kernel's instructions to the placements on this worker, in order (run by
     ``Client.run`` on the worker's event loop: never blocks). ``batch`` maps worker addresses to
     ``(run key, token, op, argument)`` with op ``go``, ``no``, ``message`` (pickle bytes),
-    ``cancel`` (grace or None) or ``kill``. Returns, for each, whether its placement was still here."""
+    ``cancel`` (grace or None) or ``kill``. Returns, for each, whether its placement was here (a
+    placement that ended by itself counts: its own events say how)."""
     delivered = []
     for key, token, op, argument in batch.get(dask_worker.address, ()):
         with _runs_lock:
             placement = _runs.get((key, token))
+            ended = (key, token) in _ended
         if placement is not None:
             placement.control(op, argument)
-        delivered.append(placement is not None)
+        delivered.append(placement is not None or ended)
     return delivered
 
 
 def supervise(spec: dict[str, Any]) -> str:
     """The Dask task of one run (see the module docstring). Returns how it ended here: ``ended``
-    (the job ran and its events were forwarded), ``refused`` (not this placement), ``no-answer``
+    (its events, up to ``exited``, were forwarded), ``refused`` (not this placement), ``no-answer``
     (the kernel never answered), or ``failed`` (it could not start here, and the kernel was told)."""
     worker = get_worker()
     placement = _Placement(spec, worker)
@@ -170,20 +180,20 @@ def supervise(spec: dict[str, Any]) -> str:
     if problem is not None:
         placement.send([WorkerEvent("exited", spec["run_id"], outcome=RunOutcome("failed", error=problem))])
         return "failed"
+    if not placement.prepare():
+        return "failed"
+    ident = (placement.key, placement.token)
     with _runs_lock:
-        _runs[(placement.key, placement.token)] = placement
+        _runs[ident] = placement
     try:
         placement.announce()
-        answer = placement.wait_for_answer(GATE_TIMEOUT)
-        if answer is None:
-            return "no-answer"
-        if answer != "go":
-            return "refused"
-        placement.run()
-        return "ended"
+        return placement.forward(GATE_TIMEOUT)
     finally:
         with _runs_lock:
-            _runs.pop((placement.key, placement.token), None)
+            _runs.pop(ident, None)
+            _ended[ident] = None
+            while len(_ended) > _ENDED_KEPT:
+                del _ended[next(iter(_ended))]
         placement.clean_up()
 
 
@@ -198,12 +208,9 @@ class _Placement:
         self.token = uuid.uuid4().hex
         self.worker = worker
         self.address: str = worker.address
-        self._lock = threading.Lock()
-        self._answered = threading.Event()
+        self._changed = threading.Condition()  # guards what follows; notified on every change
         self._answer: str | None = None
-        self._handle: RunHandle | None = None
-        self._pending: list[tuple[str, Any]] = []  # instructions that came before the local run existed
-        self._changed = threading.Condition()
+        self._handle: Any = None  # the local run (held until "go")
         self._events: list[WorkerEvent] = []
         self._started = False
         self._plugin: JobProcesses | None = None
@@ -230,59 +237,90 @@ class _Placement:
                 )
         return None
 
+    def prepare(self) -> bool:
+        """Hand the job to the worker's ProcessExecutor, held: a process gets it ready (its target
+        loaded) while the kernel is asked, and starts it only on ``go``. False if that failed (and
+        the kernel was told)."""
+        try:
+            self._plugin = _job_processes(self.worker)
+            executor = self._plugin.executor(self.worker)
+            self._handle = executor.submit(self._local_task(), self._on_local_event, hold=True)
+        except Exception as exc:
+            reason = f"the Dask worker {self.address} could not start the job's process: {type(exc).__name__}: {exc}"
+            self.send([WorkerEvent("exited", self.task.run_id, outcome=RunOutcome("failed", error=reason))])
+            return False
+        return True
+
     def announce(self) -> None:
         self._log({"r": self.key, "t": self.token, "a": self.address, "ready": True})
 
-    def wait_for_answer(self, timeout: float) -> str | None:
-        """``go``, ``no``, or None when no answer came within ``timeout`` seconds. Gives up early
-        (``no``) when the kernel released the task (it no longer wants this run)."""
+    def control(self, op: str, argument: Any) -> None:
+        """One instruction from the kernel (on the worker's event loop: the local run's methods
+        never wait)."""
+        handle = self._handle
+        if op in ("go", "no"):
+            with self._changed:
+                if self._answer is not None:
+                    return
+                self._answer = op
+                self._changed.notify()
+            if op == "go":
+                handle.release()
+            else:
+                handle.cancel()  # it never starts
+            return
+        _apply(handle, op, argument)
+
+    # --- forwarding ----------------------------------------------------------------------------------
+
+    def forward(self, timeout: float) -> str:
+        """Forward the local run's events until its ``exited`` (returns ``ended``). Before ``go`` only
+        an ``exited`` (it could not be prepared) is forwarded; ``no`` (``refused``), no answer within
+        ``timeout`` seconds (``no-answer``) or a task the kernel released end the wait, and the
+        local run with it."""
         deadline = time.monotonic() + timeout
-        while not self._answered.wait(min(0.25, max(0.0, deadline - time.monotonic()))):
-            if time.monotonic() >= deadline:
-                return None
-            if not self._still_wanted():
-                return "no"
-        return self._answer
+        last = 0.0
+        while True:
+            with self._changed:
+                while True:
+                    now = time.monotonic()
+                    answer = self._answer
+                    if answer == "no":
+                        return "refused"
+                    events = self._events
+                    if answer is None:
+                        if any(e.kind == "exited" for e in events):
+                            break
+                        if now >= deadline or not self._still_wanted():
+                            self._answer = "no"
+                            self._handle.cancel()
+                            return "no-answer" if now >= deadline else "refused"
+                        self._changed.wait(0.25)
+                        continue
+                    if events and (
+                        any(e.kind != "output" for e in events)
+                        or now - last >= _OUTPUT_INTERVAL
+                        or sum(len(e.payload[1]) for e in events) >= _OUTPUT_BATCH
+                    ):
+                        break
+                    self._changed.wait(None if not events else _OUTPUT_INTERVAL - (now - last))
+                self._events = []
+            last = time.monotonic()
+            batch = [self._translate(e) for e in events]
+            if answer is None:
+                batch = [e for e in batch if e.kind == "exited"]
+            self.send(batch)
+            if any(e.kind == "exited" for e in batch):
+                return "ended"
 
     def _still_wanted(self) -> bool:
+        """False once the kernel released this run's task (it is not in the worker's tasks any more)."""
         state = getattr(self.worker, "state", None)
         tasks = getattr(state, "tasks", None)
         if not isinstance(tasks, dict):
             return True
         task = tasks.get(self.key)
         return task is not None and getattr(task, "state", None) not in ("cancelled", "released", "forgotten")
-
-    def control(self, op: str, argument: Any) -> None:
-        """One instruction from the kernel (on the worker's event loop)."""
-        if op in ("go", "no"):
-            self._answer = op
-            self._answered.set()
-            return
-        with self._lock:
-            handle = self._handle
-            if handle is None:
-                self._pending.append((op, argument))
-                return
-        _apply(handle, op, argument)
-
-    # --- after go ------------------------------------------------------------------------------------
-
-    def run(self) -> None:
-        """Run the job in a fresh local process and forward its events until it exited."""
-        try:
-            self._plugin = _job_processes(self.worker)
-            executor = self._plugin.executor(self.worker)
-            handle = executor.submit(self._local_task(), self._on_local_event)
-        except Exception as exc:
-            reason = f"the Dask worker {self.address} could not start the job's process: {type(exc).__name__}: {exc}"
-            self.send([WorkerEvent("exited", self.task.run_id, outcome=RunOutcome("failed", error=reason))])
-            return
-        with self._lock:
-            self._handle = handle
-            pending, self._pending = self._pending, []
-        for op, argument in pending:
-            _apply(handle, op, argument)
-        self._forward_until_exited()
 
     def _local_task(self) -> OffloadedTask:
         """The task as this worker runs it: the kernel's working directory and ``sys.path`` entries
@@ -313,27 +351,6 @@ class _Placement:
         with self._changed:
             self._events.append(event)
             self._changed.notify()
-
-    def _forward_until_exited(self) -> None:
-        last = 0.0
-        while True:
-            with self._changed:
-                while True:
-                    events = self._events
-                    now = time.monotonic()
-                    if events and (
-                        any(e.kind != "output" for e in events)
-                        or now - last >= _OUTPUT_INTERVAL
-                        or sum(len(e.payload[1]) for e in events) >= _OUTPUT_BATCH
-                    ):
-                        break
-                    self._changed.wait(None if not events else _OUTPUT_INTERVAL - (now - last))
-                self._events = []
-            last = time.monotonic()
-            batch = [self._translate(e) for e in events]
-            self.send(batch)
-            if any(e.kind == "exited" for e in batch):
-                return
 
     def _translate(self, event: WorkerEvent) -> WorkerEvent:
         """The local event as the kernel should see it: ``started`` says which Dask worker; a run

@@ -85,6 +85,10 @@ class _Run(RunHandle):
         # times to get past every spare that may have died at the same moment.
         self.retries_left = executor.spares + 1
         self.handing_over = False  # handed to a worker that has not been told "go" yet
+        # A held run (submit(..., hold=True)) is prepared but not told "go" until release(); its
+        # worker's "ready" is noted here meanwhile. Guarded by the executor's lock.
+        self.held = False
+        self.ready: tuple[WorkerProcess, int] | None = None
         self._executor = executor
         self._done = threading.Event()
 
@@ -115,6 +119,11 @@ class _Run(RunHandle):
         """SIGKILL the worker (and what it started) now; the run fails with "was killed" (or "was
         killed before it started", and then none of its job's code ran)."""
         self._executor._kill(self)
+
+    def release(self) -> None:
+        """Let a run submitted with ``hold=True`` start: its worker is told ``go`` as soon as it is
+        ready (at once if it is already waiting). Does nothing for a run not held, or released."""
+        self._executor._release(self)
 
     @property
     def done(self) -> bool:
@@ -214,9 +223,13 @@ class ProcessExecutor(Executor):
 
     # --- public API --------------------------------------------------------------------------------
 
-    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> _Run:
+    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None], *, hold: bool = False) -> _Run:
         """Queue ``task`` and return its handle at once; ``listener`` gets its events in order,
-        from the executor's I/O thread. Raises ``RuntimeError`` after :meth:`shutdown`."""
+        from the executor's I/O thread. Raises ``RuntimeError`` after :meth:`shutdown`.
+
+        ``hold=True`` prepares the run in a worker (environment, target loaded: a failure there ends
+        it) but starts none of its job's code until ``handle.release()``; cancelling or killing it
+        before then ends it as never started. (DaskExecutor overlaps this with its own start gate.)"""
         _check_task(task)
         try:
             run = _Run(self, task, listener)
@@ -224,6 +237,7 @@ class ProcessExecutor(Executor):
             raise TypeError(
                 f'job "{task.name}": its task cannot be sent to a worker ({type(exc).__name__}: {exc})'
             ) from exc
+        run.held = hold
         with self._lock:
             if self._closing:
                 raise RuntimeError("this ProcessExecutor has been shut down; create a new one")
@@ -374,6 +388,21 @@ class ProcessExecutor(Executor):
         if flush:
             self._flush(run)
         self._wake()
+
+    def _release(self, run: _Run) -> None:
+        with self._lock:
+            if not run.held:
+                return
+            run.held = False
+            ready, run.ready = run.ready, None
+            if ready is not None:  # its worker waits for the answer: the I/O thread gives it
+                process, pid = ready
+                self._commands.append(functools.partial(self._open_released, process, run, pid))
+        self._wake()
+
+    def _open_released(self, process: WorkerProcess, run: _Run, pid: int) -> None:
+        if run.process is process and not run.settled and not process.exited:
+            self._open_gate(process, run, pid)
 
     def _abort_locked(self, run: _Run, outcome: RunOutcome | None) -> None:
         """Close the start gate of a handed-over run for good: its worker is told ``abort`` (or
@@ -686,6 +715,9 @@ class ProcessExecutor(Executor):
             if run.answer is None:
                 if self._closing:
                     self._abort_locked(run, _cancelled_before_start())
+                elif run.held:
+                    run.ready = (process, pid)  # answered by release()
+                    return
                 else:
                     run.answer = "go"
                     run.started = True

@@ -33,18 +33,21 @@ jobmanager_nb and cloudpickle versions, else the constructor raises an error nam
 the versions; a worker that joins later is checked by each run placed on it.
 
 **At most once.** Dask reruns the tasks of a worker that died (``allowed-failures``) and recomputes
-lost results. So the task announces ``ready`` and waits; the kernel answers ``go`` to the first
-placement of a run only and ``no`` to any other and to a run cancelled meanwhile, and releases the
-run's future when the run ends. A run whose Dask worker died after ``go`` ends failed and
-``lost`` (``Worker for job "x" was lost: the Dask worker tcp://... died while the job ran``); it is
-never retried here (retrying is the manager's decision). A worker that dies before ``go`` costs
-nothing: Dask places the task elsewhere. The scheduler's ``remove-worker`` events tell a dead
-worker, so a run ends even when no worker is left.
+lost results. So the task prepares the job's process (held, nothing of the job run yet), announces
+``ready`` and waits; the kernel answers ``go`` to the first placement of a run only and ``no`` to
+any other and to a run cancelled meanwhile, and releases the run's future when the run ends. A run
+whose Dask worker died after ``go`` was sent ends failed and ``lost`` (``Worker for job "x" was
+lost: the Dask worker tcp://... died while the job ran``), also when the worker died with the
+``go`` on its way (whether it arrived is unknown); it is never retried here (retrying is the
+manager's decision). A worker that dies before its ``ready`` costs nothing: Dask places the task
+elsewhere. The scheduler's ``remove-worker`` events (its ``all`` topic, watched once per Client)
+tell a dead worker, so a run ends even when no worker is left.
 
 **Messages.** Worker to kernel: ``Worker.log_event`` on a topic of the executor's own, which the
 Client delivers in order (its handler only queues them: a thread of the executor calls the
-listeners). Kernel to worker (``go``/``no``, messages, cancel, kill): ``Client.run`` on the run's
-worker, from one sender thread of the executor, in order.
+listeners, in order). Kernel to worker (``go``/``no``, messages, cancel, kill): ``Client.run`` on
+the run's worker, issued on the Client's event loop, in order for each worker and never making one
+worker wait for another (a message to a worker that just died can take the connect timeout).
 
 Limits: the kernel's Client must stay connected while jobs run (a Client that loses its scheduler
 leaves its runs waiting); a job's output and result travel through the scheduler's event log, which
@@ -168,6 +171,8 @@ class DaskExecutor(Executor):
 
     def __init__(self, cluster: Any = None, *, ship_scripts: bool = False) -> None:
         self.ship_scripts = bool(ship_scripts)
+        self._cluster = cluster
+        self._dashboard: object = _UNKNOWN
         self._own_cluster: Any = None
         self._own_client: Any = None
         self._client: Any = self._connect(cluster)  # a distributed.Client (partly untyped)
@@ -203,7 +208,7 @@ class DaskExecutor(Executor):
             from distributed import LocalCluster
 
             new_cluster: Any = LocalCluster
-            self._own_cluster = new_cluster(processes=True, dashboard_address=None)
+            self._own_cluster = new_cluster(processes=True)
             self._own_client = _new_client(self._own_cluster, set_as_default=False)
             return self._own_client
         if isinstance(cluster, str) or hasattr(cluster, "scheduler_address"):
@@ -251,18 +256,21 @@ class DaskExecutor(Executor):
 
     @property
     def dashboard_link(self) -> str | None:
-        """The Dask dashboard's address, or None when the scheduler serves none."""
+        """The Dask dashboard's address, or None when the scheduler serves none (asked once)."""
+        with self._lock:
+            if self._dashboard is not _UNKNOWN:
+                return self._dashboard  # type: ignore[return-value]
+        link: str | None = None
         try:
-            info = self._client.scheduler_info(n_workers=0)
+            services = self._client.scheduler_info(n_workers=0).get("services") or {}
+            if "dashboard" in services:
+                found = getattr(self._cluster, "dashboard_link", None) or self._client.dashboard_link
+                link = str(found) if found else None
         except Exception:
-            return None
-        if "dashboard" not in (info.get("services") or {}):
-            return None
-        try:
-            link = self._client.dashboard_link
-        except Exception:
-            return None
-        return str(link) if link else None
+            return None  # (asked again next time)
+        with self._lock:
+            self._dashboard = link
+        return link
 
     def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> _DaskRun:
         """Queue ``task`` on the Dask scheduler and return its handle at once; ``listener`` gets its
@@ -749,6 +757,7 @@ class _RemovedWorkers:
 
 
 _new_client: Any = Client  # (its constructor is untyped)
+_UNKNOWN = object()
 
 
 def _replace(task: OffloadedTask, **changes: Any) -> OffloadedTask:

@@ -235,3 +235,35 @@ def test_a_live_row_on_the_built_in_executor_names_local(open_table):
         assert "on local · executor local" in row.detail.value and "jm-link" not in row.detail.value
     finally:
         manager.close(timeout=10)
+
+
+class CountedPageExecutor(RemoteLikeExecutor):
+    """Counts how often its page is asked for (a Dask client may ask its scheduler)."""
+
+    asked = 0
+
+    @property
+    def dashboard_link(self) -> str | None:
+        type(self).asked += 1
+        return PAGE
+
+
+def test_the_table_asks_for_an_executors_page_once_not_at_every_tick(open_table):
+    executor = CountedPageExecutor()
+    manager = JobManager(executors={"dask": executor}, kill_grace=1.0)
+    try:
+        begun = threading.Event()
+        manager.subscribe(lambda event: begun.set() if event.kind == "started" else None)
+        manager.add_job(mjobs.graceful, name="train", executor="dask")
+        assert begun.wait(WAIT)
+        table = open_table(manager)
+        row = table.row("train")
+        wait_until(lambda: "jm-where" in row.status_html.value)
+        flushes = table.flushes
+        wait_until(lambda: table.flushes >= flushes + 3)  # three more updates: the elapsed time ticks each second
+        row.expand()
+        assert f'href="{PAGE}"' in row.detail.value
+        assert CountedPageExecutor.asked == 1
+    finally:
+        manager.close(timeout=10)
+        executor.shutdown(timeout=5)

@@ -416,3 +416,17 @@ def test_close_cancels_the_managers_runs_on_a_callers_executor_but_keeps_the_exe
         manager.close(timeout=0.5)
     assert manager.runs("long")[-1].status == "failed"
     still_works(spare)
+
+
+def test_close_shuts_down_the_built_in_executor_but_not_the_callers_default(other):
+    manager = JobManager(executor=other)
+    manager.add_job(mjobs.add, name="here", data={"a": 1, "b": 1}, executor="local")
+    manager.add_job(mjobs.add, name="there", data={"a": 1, "b": 1})
+    manager.wait("here", timeout=WAIT)
+    manager.wait("there", timeout=WAIT)
+    built_in = manager._local
+    assert isinstance(built_in, ProcessExecutor) and built_in is not other
+    manager.close(timeout=10)
+    with pytest.raises(RuntimeError, match="shut down"):
+        built_in.submit(reference("add", {"a": 1, "b": 1}), Recorder())
+    still_works(other)

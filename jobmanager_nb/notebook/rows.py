@@ -311,7 +311,7 @@ class JobRow:
             busy = [name for name in _inline_holders(self._table.manager, shown) if name != self.name]
         badge, after, details = _state(info, now, busy, _kernel_loop(self._table.manager))
         self._state_text = " · ".join([badge + after, *details])
-        link = self._table.manager.executor_link(info.executor) if _is_remote(run) else None
+        link = self._table._executor_link(info.executor) if _is_remote(run) else None
         _set(self.status_html, value=_status_html(info, badge, after, details, link))
         _set(self.timing, value=_timing_html(info, now))
 
@@ -334,7 +334,7 @@ class JobRow:
 
     def _link(self, info: JobInfo) -> str | None:
         """The web page of the job's executor (a Dask dashboard), or None."""
-        return self._table.manager.executor_link(info.executor) if info.executor else None
+        return self._table._executor_link(info.executor)
 
     def _show_history(self, info: JobInfo, now: datetime) -> None:
         """Re-render the list of recent runs when the runs it lists changed (not on the live run's output: that

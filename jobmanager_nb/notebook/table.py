@@ -82,6 +82,9 @@ _PENDING_CSS = """
 </style>
 """
 _BUILD_SECONDS = 0.15  # a flush stops making new widgets after this long; the rest wait for the next flush
+_LINK_SECONDS = 30.0
+"""How long the table keeps an executor's web page (``JobManager.executor_link``) before asking again: the rows
+that show it are re-worded every second, and asking a Dask client may mean a round trip to its scheduler."""
 
 
 class JobTable:
@@ -116,6 +119,7 @@ class JobTable:
         self._hidden: set[str] = set()  # earlier kernel's rows removed from this table
         self._routed: set[int] = set()  # ids of the buttons whose clicks follow the front end's subshell
         self._last_click: tuple[str, str, float] | None = None  # (name, action, monotonic time) handled last
+        self._links: dict[str, tuple[str | None, float]] = {}  # executor name: (its web page, when asked)
         self.flushes = 0
         """How many times the widgets were updated (a diagnostic)."""
         self.last_flush_seconds = 0.0
@@ -335,6 +339,19 @@ class JobTable:
             log.warning("jobmanager_nb: the dashboard could not read the one-off store", exc_info=True)
             return self._earlier
         return {info.name: info for info in infos}
+
+    def _executor_link(self, executor: str | None) -> str | None:
+        """The web page of the executor named ``executor`` (a Dask dashboard), asked of the manager at most once
+        every :data:`_LINK_SECONDS`; None without one. Called with the table's lock held."""
+        if not executor:
+            return None
+        now = time.monotonic()
+        known = self._links.get(executor)
+        if known is not None and now - known[1] < _LINK_SECONDS:
+            return known[0]
+        link = self._manager.executor_link(executor)
+        self._links[executor] = (link, now)
+        return link
 
     # -- clicks (on the kernel's thread)
 

@@ -94,6 +94,13 @@ def test_the_kind_names_the_jobs_executor(snapshot, words):
     assert f'<span class="jm-c jm-c-kind">{words}</span>' in _ident_html(snapshot, NOW)
 
 
+def test_the_executors_name_in_the_kind_links_to_its_page():
+    html = _ident_html(info(one_off=True), NOW, PAGE)
+    link = f'<a href="{PAGE}" target="_blank" rel="noopener" title="{PAGE}">dask</a>'
+    assert f'<span class="jm-c jm-c-kind">offloaded on {link} · one-off</span>' in html
+    assert "<a " not in _ident_html(info(), NOW)  # no page: plain words
+
+
 def test_a_run_on_another_machine_says_where_after_its_state():
     html = status_of(info(status="started", current_run=started(ADDRESS)))
     assert '<span class="jm-where" title="on tcp://10.9.8.7:40331 (executor dask)">10.9.8.7:40331</span>' in html
@@ -207,7 +214,7 @@ def test_a_live_row_on_a_named_executor_shows_where_and_links_its_page(open_tabl
         table = open_table(manager)
         row = table.row("train")
         wait_until(lambda: row.status == "started")
-        assert "offloaded on dask" in row.ident.value
+        assert f'offloaded on <a href="{PAGE}"' in row.ident.value
         assert f'<a href="{PAGE}" target="_blank" rel="noopener">10.9.8.7:40331</a>' in row.status_html.value
         assert "· on 10.9.8.7:40331" in str(table)  # the text form says it too
 

@@ -289,7 +289,7 @@ class JobRow:
     def _update(self, info: JobInfo, now: datetime) -> None:
         """Show ``info`` (only traits whose value differs are sent)."""
         self._info = info
-        _set(self.ident, value=_ident_html(info, now))
+        _set(self.ident, value=_ident_html(info, now, self._link(info) if info.kind == "offloaded" else None))
         self._tick(now)
         hint = info.rerun_hint if info.origin == "earlier kernel" and "rerun" not in actions_for(info) else None
         buttons = tuple(self._button(action) for action in actions_for(info))
@@ -368,17 +368,29 @@ def _set(widget: Any, **traits: Any) -> None:
                 setattr(widget, key, value)
 
 
-def _ident_html(info: JobInfo, now: datetime) -> str:
+def _ident_html(info: JobInfo, now: datetime, link: str | None = None) -> str:
+    """The name, the kind (``offloaded on dask``: the executor's name links to ``link``, its web page, when there
+    is one), the schedule, and the run count with the strip of recent runs."""
     name, schedule = info.name, info.schedule_description
     runs_title = f"{info.runs} runs, {info.failures} failed, {info.skipped} skipped"
     skipped = f'<span class="jm-skipped">· {info.skipped} skipped</span>' if info.skipped else ""
     return (
         f'<span class="jm-c jm-c-name" title="{_esc(name)} — {_esc(info.target)}">{_esc(name)}</span>'
-        f'<span class="jm-c jm-c-kind">{_esc(_kind_text(info))}</span>'
+        f'<span class="jm-c jm-c-kind">{_kind_html(info, link)}</span>'
         f'<span class="jm-c jm-c-schedule" title="{_esc(info.schedule or schedule)}">{_esc(schedule)}</span>'
         f'<span class="jm-c jm-c-hist" title="{runs_title}"><span class="jm-c jm-c-runs">{info.runs}</span>'
         f"{_strip_html(info, now)}{skipped}</span>"
     )
+
+
+def _kind_html(info: JobInfo, link: str | None) -> str:
+    """:func:`_kind_text`, escaped, with the executor's name a link to its web page when it has one."""
+    text = _esc(_kind_text(info))
+    if not link or not info.executor:
+        return text
+    name = _esc(info.executor)
+    anchor = f'<a href="{_esc(link)}" target="_blank" rel="noopener" title="{_esc(link)}">{name}</a>'
+    return text.replace(f"on {name}", f"on {anchor}", 1)
 
 
 def _strip_html(info: JobInfo, now: datetime) -> str:

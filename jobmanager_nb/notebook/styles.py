@@ -279,7 +279,7 @@ _CSS = f"""
 .jm-table .jm-where {{ flex: 0 1000 auto; min-width: 0; overflow: hidden; white-space: nowrap;
   text-overflow: ellipsis; font-size: 0.85em; line-height: 1.3; padding: 0 0.45em; border: 1px solid var(--jm-edge);
   border-radius: 0.7em; color: var(--jm-fg); font-variant-numeric: tabular-nums; }}
-.jm-table .jm-where a, .jm-table a.jm-link {{ color: inherit; text-decoration: underline; }}
+.jm-table .jm-where a, .jm-table a.jm-link, .jm-table .jm-c-kind a {{ color: inherit; text-decoration: underline; }}
 .jm-table .jm-prog {{ flex: 1 1 auto; min-width: 0; display: flex; flex-direction: column; gap: 2px; }}
 .jm-table .jm-prog .jm-cap {{ line-height: 1.25; font-size: 0.92em; }}
 .jm-table .jm-bar {{ display: block; width: 100%; height: 5px; background: var(--jm-panel);

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jobmanager_nb import capture
+from jobmanager_nb.interrupts import InterruptsHeld
 from jobmanager_nb.lifecycle import Outcome
 from jobmanager_nb.loops import running_loop
 from jobmanager_nb.model import RunContext, _current
@@ -82,6 +83,7 @@ class InlineRunner:
         self._pending: deque[RunState] = deque()
         self._active = 0  # touched only on the loop's thread
         self._pump_scheduled = False
+        self._pumping = False  # a pump is serving the queue now (on the loop's thread)
         self.running_sync: RunState | None = None
         """The synchronous job executing now on the loop's thread, if any (read by the manager to refuse
         a wait that could never return)."""
@@ -122,47 +124,65 @@ class InlineRunner:
             capture.uninstall()
             self._capture_installed = False
 
+    def ensure_pumping(self) -> None:
+        """Make sure a pump will serve the queue (call it on the loop's thread). A Ctrl-C that lands as the
+        loop calls a scheduled pump, before its first instruction can hold the signal back, drops that
+        pump while the queue still counts on it; an extra pump finds nothing to do and costs nothing."""
+        if self._pending and not self._pumping:
+            self._pump_scheduled = True
+            self.loop.call_soon(self._pump)
+
     def _pump(self) -> None:
+        # A Ctrl-C is held back while runs are taken off the queue, started and ended, and reaches only
+        # the jobs' own code: a run can never be left taken but not started, or started but never ended.
+        with InterruptsHeld() as held:
+            self._pumping = True
+            try:
+                self._serve(held)
+            except BaseException:  # a job's Interrupt on its way to the cell: keep serving after it
+                self._pump_scheduled = True
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon(self._pump)
+                raise
+            finally:
+                self._pumping = False
+
+    def _serve(self, held: InterruptsHeld) -> None:
         pending = self._pending
         deadline = self.loop.time() + BREATHE_AFTER
-        try:
-            while True:
-                if self._active >= self._concurrency or not pending:
-                    self._pump_scheduled = False
-                    if not pending or self._active >= self._concurrency:
-                        return
-                    self._pump_scheduled = True
-                    continue
-                run = pending.popleft()
-                if run.phase != "dispatched":
-                    continue
-                try:
-                    started = self._start(run)
-                except BaseException as exc:  # an Interrupt while its start was recorded: it never ran
-                    outcome: Outcome = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
-                    self._finish(run, run.attempt, outcome, error=f"{type(exc).__name__} before it started", exc=exc)
-                    raise
-                if started is None:  # another thread holds the manager's state: let it run, then retry
-                    pending.appendleft(run)  # still first: FIFO order holds
-                    if self.loop.time() > deadline:
-                        self.loop.call_soon(self._pump)
-                        return
-                    time.sleep(YIELD_FOR)
-                    continue
-                if not started:
-                    continue
-                self._active += 1
-                self._execute(run)
+        while True:
+            if self._active >= self._concurrency or not pending:
+                self._pump_scheduled = False
+                if not pending or self._active >= self._concurrency:
+                    return
+                self._pump_scheduled = True
+                continue
+            run = pending.popleft()
+            if run.phase != "dispatched":
+                continue
+            try:
+                started = self._start(run)
+            except BaseException as exc:  # the start could not be recorded: it never ran
+                outcome: Outcome = "cancelled" if isinstance(exc, KeyboardInterrupt) else "failed"
+                self._finish(run, run.attempt, outcome, error=f"{type(exc).__name__} before it started", exc=exc)
+                raise
+            if started is None:  # another thread holds the manager's state: let it run, then retry
+                pending.appendleft(run)  # still first: FIFO order holds
                 if self.loop.time() > deadline:
                     self.loop.call_soon(self._pump)
                     return
-        except BaseException:  # an Interrupt on its way out (a job's, or one in between): keep serving after it
-            self._pump_scheduled = True
-            with contextlib.suppress(RuntimeError):
+                time.sleep(YIELD_FOR)
+                continue
+            if not started:
+                continue
+            self._active += 1
+            self._execute(run, held)
+            if self.loop.time() > deadline:
                 self.loop.call_soon(self._pump)
-            raise
+                return
 
-    def _execute(self, run: RunState) -> None:
+    def _execute(self, run: RunState, held: InterruptsHeld) -> None:
+        """Call ``run``'s job; a Ctrl-C reaches only the job's own code (``held`` is suspended around it)."""
         d = run.definition
         attempt = run.attempt
         context = RunContext(
@@ -180,15 +200,20 @@ class InlineRunner:
             sink_token = capture.active_sink.set(lambda stream, text: self._output(run, stream, text))
         outer, self.running_sync = self.running_sync, run
         try:
-            if d.call_without_data:
-                assert d.target.func is not None
-                result = d.target.func()
-            else:
-                result = d.target.call_inline(d.data)
+            held.suspend()
+            try:
+                if d.call_without_data:
+                    assert d.target.func is not None
+                    result = d.target.func()
+                else:
+                    result = d.target.call_inline(d.data)
+            finally:
+                held.resume()
             if result is not None and inspect.isawaitable(result):
-                run.task = asyncio.ensure_future(self._await(run, attempt, result), loop=self.loop)
+                run.task = task = asyncio.ensure_future(self._await(run, attempt, result), loop=self.loop)
+                task.add_done_callback(lambda _: self._task_gone(run, attempt))
                 if run.cancel_requested:
-                    run.task.cancel()
+                    task.cancel()
                 return
         except (KeyboardInterrupt, SystemExit) as exc:
             self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
@@ -207,26 +232,43 @@ class InlineRunner:
     async def _await(self, run: RunState, attempt: int, awaitable: Any) -> None:
         timeout = run.definition.timeout
         timer = None
-        if timeout is not None:
-            timer = self.loop.call_later(timeout, self._time_out, run, attempt)
-        try:
-            result = await awaitable
-        except asyncio.CancelledError as exc:
-            timed_out = run.timed_out_attempt == attempt
-            self._done(run, attempt, exc=exc, outcome="timed_out" if timed_out else "cancelled")
-        except (KeyboardInterrupt, SystemExit) as exc:
-            self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
-            if _someone_to_interrupt():
-                raise
-        except BaseException as exc:  # the job's own error (its own TimeoutError included)
-            self._done(run, attempt, exc=exc)
-        else:
-            self._done(run, attempt, result=result)
-        finally:
-            if timer is not None:
-                timer.cancel()
+        with InterruptsHeld() as held:
+            if timeout is not None:
+                timer = self.loop.call_later(timeout, self._time_out, run, attempt)
+            try:
+                held.suspend()
+                try:
+                    result = await awaitable
+                finally:
+                    held.resume()
+            except asyncio.CancelledError as exc:
+                timed_out = run.timed_out_attempt == attempt
+                self._done(run, attempt, exc=exc, outcome="timed_out" if timed_out else "cancelled")
+            except (KeyboardInterrupt, SystemExit) as exc:
+                self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
+                if _someone_to_interrupt():
+                    raise
+            except BaseException as exc:  # the job's own error (its own TimeoutError included)
+                self._done(run, attempt, exc=exc)
+            else:
+                self._done(run, attempt, result=result)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                run.task = None
+                self._pump()
+
+    def _task_gone(self, run: RunState, attempt: int) -> None:
+        """An async run's task is done: if a Ctrl-C ended the task before :meth:`_await` could hold it back
+        (at the task's first step), its run is ended here, cancelled, rather than left started for ever."""
+        if run.attempt != attempt or run.ended or run.task is None:
+            return
+        with InterruptsHeld():
             run.task = None
-            self._pump()
+            self._active -= 1
+            error = "cancelled" if run.cancel_requested else f"{INTERRUPTED} as it started"
+            self._finish(run, attempt, "cancelled", error=error)
+            self.ensure_pumping()
 
     def _time_out(self, run: RunState, attempt: int) -> None:
         task = run.task

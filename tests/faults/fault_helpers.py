@@ -139,8 +139,10 @@ class InterruptAt:
     where no signal ever can, such as between a ``with`` block's last line and the call that releases
     its lock, and report bugs that cannot happen."""
 
-    def __init__(self, n: int | None, *, by_signal: bool = False) -> None:
+    def __init__(self, n: int | None, *, by_signal: bool = False, only: Callable[[str], bool] | None = None) -> None:
         self.n = n
+        self.only = only
+        """Count only the checkpoints of code whose file name passes this test (None: all code)."""
         self.by_signal = by_signal
         """Send this process a real SIGINT there instead (main thread only): the handler installed then
         decides, as it would for a Ctrl-C (``default_int_handler`` raises; code that holds SIGINT back
@@ -155,6 +157,8 @@ class InterruptAt:
 
     def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "call":
+            if self.only is not None and not self.only(frame.f_code.co_filename):
+                return None  # not this frame's instructions; what it calls is still traced
             frame.f_trace_opcodes = True
             frame.f_trace_lines = False
         elif event == "opcode" and frame.f_lasti in checkpoints(frame.f_code):

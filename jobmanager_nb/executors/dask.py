@@ -65,6 +65,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -607,15 +608,18 @@ class DaskExecutor(Executor):
                 runs = list(self._runs.values())
             for run in runs:
                 run.cancel(timeout)
+            # (a job that ignores the cancel is killed on its worker after the grace: a little longer here)
+            deadline = None if timeout is None else time.monotonic() + timeout + 2.0
             for run in runs:
-                if not run.wait(None if timeout is None else timeout + 2.0):
+                if not run.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
                     break
             with self._lock:
                 left = [r for r in self._runs.values() if not r.settled]
             for run in left:
                 run.kill()
+            deadline = time.monotonic() + _SHUTDOWN_KILL_WAIT
             for run in left:
-                if not run.wait(_SHUTDOWN_KILL_WAIT):
+                if not run.wait(max(0.0, deadline - time.monotonic())):
                     error = f'Worker for job "{run.name}" was killed: the executor stopped (it did not report back)'
                     self._inbox.put(("settle", run, RunOutcome("failed", error=error)))
             done = threading.Event()

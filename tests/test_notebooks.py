@@ -1,8 +1,11 @@
 """Notebooks in a real kernel: the quickstart end to end (nbclient, and the README's `jupyter execute`
-command), a user mistake as one line, and a kernel restart ending the workers."""
+command), the scale-out notebook on a local Dask cluster, a user mistake as one line, and a kernel restart
+ending the workers."""
 
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +21,7 @@ from polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "notebooks" / "quickstart.ipynb"
+SCALE_OUT = ROOT / "notebooks" / "scale-out.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
@@ -115,6 +119,40 @@ def test_the_readme_headless_command_runs_the_quickstart(scratch_tmp: Path) -> N
     )
     assert done.returncode == 0, done.stderr
     assert repo_files("notebooks") == before
+
+
+def test_the_scale_out_notebook_moves_a_heavy_job_to_a_local_dask_cluster_and_shows_where_it_ran(
+    scratch_tmp: Path,
+) -> None:
+    before = repo_files("notebooks")
+    nb = execute(nbformat.read(SCALE_OUT, as_version=4), SCALE_OUT.parent)
+
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert errors == [] and all(text_of(c, "stderr") == "" for c in nb.cells if c.cell_type == "code")
+    workers = ast.literal_eval(result_of(cell_with(nb, "cluster = LocalCluster(")))
+    assert len(workers) == 2 and all(w.startswith("tcp://127.0.0.1:") for w in workers)
+    # the heavy script ran locally, then, the same line with --executor dask, on the cluster
+    here, there = (text_of(c) for c in nb.cells if c.cell_type == "code" and c.source.startswith("%job jobs/crunch"))
+    assert "(jobs/crunch.py, offloaded) now" in here and '"crunch" finished in ' in here
+    assert "(jobs/crunch.py, offloaded on dask) now" in there and '"crunch" finished in ' in there
+    assert "1,270,607 primes below 20,000,000" in here and "1,270,607 primes below 20,000,000" in there
+    squares = text_of(cell_with(nb, "%job wait squares"))
+    assert squares.startswith('"squares" finished in ') and "sum of squares: 333,332,833,333,500,000" in squares
+    # JobRun.location: where each run ran
+    runs = ast.literal_eval(result_of(cell_with(nb, "[(run.name, run.status, run.location)")))
+    assert runs[0] == ("crunch", "finished", "local")
+    assert [(name, status) for name, status, _ in runs[1:]] == [("crunch", "finished"), ("squares", "finished")]
+    assert all(location in workers for _, _, location in runs[1:])
+    # the dashboard: the kind names the executor, and the opened row shows each run's place
+    state = nb.metadata["widgets"][WIDGET_STATE]["state"]
+    html = " ".join(str(m["state"].get("value", "")) for m in state.values() if m["model_name"] == "HTMLModel")
+    words = re.sub(r"<[^>]*>", "", html)  # the executor's name may be a link to the Dask dashboard
+    assert "offloaded on dask" in words and "offloaded on dask · one-off" in words
+    places = re.findall(r'<span class="jm-run-where" title="([^"]*)">', html)
+    assert places.count("local") == 1 and places.count(runs[1][2]) == 1
+    # the last cell closed the table, the manager, the executor and the cluster without a word
+    assert cell_with(nb, "cluster.close()").outputs == []
+    assert repo_files("notebooks") == before  # no store, cell script or Dask scratch folder left in the repo
 
 
 def test_a_user_mistake_in_a_notebook_is_one_line_not_a_traceback(scratch_tmp: Path) -> None:

@@ -374,6 +374,15 @@ def test_output_progress_and_messages_arrive_in_order(executor: Executor) -> Non
     ]
 
 
+def test_output_arrives_while_the_job_runs(executor: Executor) -> None:
+    task = OffloadedTask("run-live", "live", "reference", "jobs.dask_jobs:print_then_wait_for_cancel")
+    handle, events = start(executor, task)
+    events.wait_for(lambda e: e.kind == "output" and "printed while running" in e.payload[1])
+    assert not handle.done
+    handle.cancel(grace=10)
+    assert events.outcome().result == "stopped"
+
+
 def test_output_is_bounded_per_run(executor: Executor) -> None:
     _, events = start(executor, reference("flood"))
     assert events.outcome().result == "flooded"

@@ -1,4 +1,5 @@
-"""Job functions for the DaskExecutor tests (``jobs.dask_jobs:<name>``)."""
+"""Job functions added with DaskExecutor, for its tests, the conformance suite and the held-run tests
+(``jobs.dask_jobs:<name>``)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,11 @@ def mark_start(data: dict[str, Any]) -> str:
     worker.post_message(("pid", os.getpid()))
     time.sleep(data.get("sleep", 60))
     return "slept"
+
+
+def print_then_wait_for_cancel() -> str:
+    """Print a line at once, then wait (up to 30 s) for "cancel": its output must arrive while it runs."""
+    print("printed while running", flush=True)
+    if worker.cancelled.wait(30):
+        return "stopped"
+    return "timed out"

@@ -667,12 +667,17 @@ class _Courier:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, address: str, item: tuple[str, str, str, Any]) -> None:
-        """Queue ``(run key, token, op, argument)`` for the worker at ``address`` (any thread)."""
-        self._client.loop.add_callback(self._queue, address, item)
+        """Queue ``(run key, token, op, argument)`` for the worker at ``address`` (any thread; lost
+        when the Client's loop has stopped: the Client was closed under the executor)."""
+        try:
+            self._client.loop.add_callback(self._queue, address, item)
+        except RuntimeError:
+            log.warning("jobmanager_nb: the Dask Client was closed; %r for a job was not sent", item[2])
 
     def forget(self, address: str) -> None:
         """The worker is gone: drop what waits for it (any thread)."""
-        self._client.loop.add_callback(self._waiting.pop, address, None)
+        with contextlib.suppress(RuntimeError):
+            self._client.loop.add_callback(self._waiting.pop, address, None)
 
     def _queue(self, address: str, item: tuple[str, str, str, Any]) -> None:
         self._waiting.setdefault(address, []).append(item)

@@ -6,6 +6,7 @@ and environment come from. No mocks. The protocol-level contract is in test_exec
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -262,6 +263,27 @@ def test_a_run_ends_lost_even_when_no_worker_is_left(tmp_path: Path) -> None:
         finally:
             worker.kill()
             worker.wait()
+
+
+def test_a_run_whose_dask_worker_closes_ends_lost_and_its_process_is_gone(tmp_path: Path) -> None:
+    """A worker closed on purpose (not killed) kills the jobs still running on it as it closes."""
+    with dask_cluster(n_workers=1) as one_worker:
+        executor = DaskExecutor(one_worker)
+        try:
+            _, events = start(executor, marking(tmp_path, name="X"))
+            _, job_pid = events.wait_message(lambda m: isinstance(m, tuple))
+
+            async def close(dask_worker: Any) -> None:
+                asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(dask_worker.close()))
+
+            executor.client.run(close)
+            outcome = events.outcome(timeout=WAIT)
+            assert outcome.lost and outcome.error is not None
+            assert outcome.error.startswith('Worker for job "X" was lost: the Dask worker tcp://')
+            assert wait_gone([job_pid], timeout=10) == []
+            assert count_files(tmp_path) == 1
+        finally:
+            executor.shutdown(timeout=5)
 
 
 # --- the start gate: cancel and kill before the start ------------------------------------------------

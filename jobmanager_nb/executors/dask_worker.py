@@ -362,9 +362,13 @@ class _Placement:
             return event
         outcome = event.outcome
         name = self.task.name
-        if self._plugin is not None and self._plugin.closing and self._started and outcome.status == "failed":
-            reason = lost_reason(name, f"the Dask worker {self.address} closed while the job ran")
-            return replace(event, outcome=RunOutcome("failed", error=reason, exit_code=outcome.exit_code, lost=True))
+        if self._plugin is not None and self._plugin.closing and outcome.status == "failed":
+            if self._started:
+                reason = lost_reason(name, f"the Dask worker {self.address} closed while the job ran")
+                lost = RunOutcome("failed", error=reason, exit_code=outcome.exit_code, lost=True)
+                return replace(event, outcome=lost)
+            reason = f'Worker for job "{name}": the Dask worker {self.address} closed before the job started'
+            return replace(event, outcome=RunOutcome("failed", error=reason))
         error = outcome.error or ""
         if not self._started and self.task.target_kind == "reference" and _is_import_error(error):
             last_line = error.rstrip().splitlines()[-1] if error.strip() else error

@@ -79,7 +79,11 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
 
             nest_asyncio2.apply(loop)
             _patched.add(id(loop))
-        task = asyncio.ensure_future(coro, loop=loop)
+        try:
+            task = asyncio.ensure_future(coro, loop=loop)
+        except BaseException:  # an Interrupt before the wait began: it never will
+            coro.close()
+            raise
         try:
             return loop.run_until_complete(task)
         except BaseException:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import inspect
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -43,6 +41,7 @@ from jobmanager_nb.events import Event, EventBus, Subscriber
 from jobmanager_nb.executors.base import Executor, OffloadedTask, RunOutcome, WorkerEvent
 from jobmanager_nb.handle import JobHandle
 from jobmanager_nb.inline import InlineRunner
+from jobmanager_nb.interrupts import InterruptsHeld
 from jobmanager_nb.jobs import check_json_data, offload_target, resolve_target, takes_no_argument
 from jobmanager_nb.lifecycle import FINAL, Outcome, advance
 from jobmanager_nb.loops import LoopThread, run_blocking, running_loop
@@ -745,7 +744,7 @@ class JobManager:
         is not the run's current one or the run has ended already (ended is final). A SIGINT that
         arrives meanwhile (an inline run ending on the kernel's thread) is delivered once the ending is
         whole: an Interrupt in between would leave the run ended but never released."""
-        with _InterruptsHeld():
+        with InterruptsHeld():
             self._end_held(run, attempt, outcome, result=result, error=error, exc=exc, retry=retry)
 
     def _end_held(
@@ -1293,7 +1292,10 @@ class JobManager:
         return snapshot
 
     def _check_wait(self, name: str | None, timeout: float | None) -> None:
-        """Refuse, at once, a wait that could never return."""
+        """Refuse, at once, a wait that could never return; on the home loop's thread, first make sure the
+        inline queue is served (a Ctrl-C may have dropped its pump: :meth:`InlineRunner.ensure_pumping`)."""
+        if running_loop() is self._loop:
+            self._inline.ensure_pumping()
         if name is not None and timeout is None:
             with self._lock:
                 known = name in self._names
@@ -1585,49 +1587,6 @@ def _not_completed(name: str, timeout: float | None) -> str:
 
 def _ignoring_run(waiter: Callable[[], None]) -> Callable[[RunState | None], None]:
     return lambda _: waiter()
-
-
-def _raw_signals() -> Any:
-    """CPython's ``_signal``: the functions ``signal`` wraps in enum conversions that cost ten times more."""
-    try:
-        return importlib.import_module("_signal")
-    except ImportError:  # another Python
-        return signal
-
-
-_SIGNALS = _raw_signals()
-
-
-class _InterruptsHeld:
-    """On the main thread, holds a SIGINT back for the duration of the block and delivers it (to the
-    handler that was there) as soon as the block is done, so that the Interrupt cannot split a change of
-    state made in several steps. Elsewhere (signals reach the main thread only), or when the handler is
-    not Python's to swap, it does nothing. About a microsecond."""
-
-    __slots__ = ("arrived", "previous")
-
-    def __enter__(self) -> None:
-        self.previous: Any = None
-        self.arrived = False
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = _SIGNALS.getsignal(signal.SIGINT)
-        if previous is None or previous == signal.SIG_IGN:
-            return
-        try:
-            _SIGNALS.signal(signal.SIGINT, self._arrived)
-        except ValueError:  # not the main interpreter
-            return
-        self.previous = previous
-
-    def _arrived(self, signum: int, frame: object) -> None:
-        self.arrived = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            _SIGNALS.signal(signal.SIGINT, self.previous)
-            if self.arrived:
-                _SIGNALS.raise_signal(signal.SIGINT)  # now, to the handler it was meant for
 
 
 def _nothing() -> None:

@@ -8,6 +8,7 @@ the seed, so a failure can be replayed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dis
 import itertools
@@ -85,6 +86,24 @@ def keeps_working(manager: JobManager, note: object, *, timeout: float = QUICK) 
 
 
 # ------------------------------------------------------------------------------------------ interrupts
+
+
+def on_the_main_thread_loop(body: Any, **options: Any) -> None:
+    """Run ``body(manager)`` in ``asyncio.run`` with a manager made inside it: the home loop is the main
+    thread's running loop, as in a kernel; waits in ``body`` run it re-entrantly, like a cell's."""
+
+    async def main() -> None:
+        manager = JobManager(**options)
+        try:
+            body(manager)
+        finally:
+            await manager.shutdown(timeout=QUICK)  # a TimeoutError here fails the test
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 _CHECKING = {dis.opmap[name] for name in ("RESUME", "JUMP_BACKWARD", "JUMP_ABSOLUTE") if name in dis.opmap}

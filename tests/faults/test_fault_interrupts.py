@@ -25,7 +25,16 @@ from typing import Any
 
 import fault_jobs
 import pytest
-from fault_helpers import QUICK, InterruptAt, Trial, checkpoint_count, ended, keeps_working, trials
+from fault_helpers import (
+    QUICK,
+    InterruptAt,
+    Trial,
+    checkpoint_count,
+    ended,
+    keeps_working,
+    on_the_main_thread_loop,
+    trials,
+)
 from polling import wait_until
 
 from jobmanager_nb import JobFailedError, JobManager
@@ -43,24 +52,6 @@ RAISING_TRIALS = 40
 def _quiet_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Each interrupted subscriber or handler is logged with its traceback: keep them out of the report."""
     caplog.set_level(100, logger="jobmanager_nb")
-
-
-def on_the_main_thread_loop(body: Any, **options: Any) -> None:
-    """Run ``body(manager)`` in ``asyncio.run`` with a manager made inside it: the home loop is the main
-    thread's running loop, as in a kernel; waits in ``body`` run it re-entrantly, like a cell's."""
-
-    async def main() -> None:
-        manager = JobManager(**options)
-        try:
-            body(manager)
-        finally:
-            await manager.shutdown(timeout=QUICK)  # a TimeoutError here fails the test
-
-    previous = signal.getsignal(signal.SIGINT)
-    try:
-        asyncio.run(main())
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 # ------------------------------------------------------------------------------------------ real SIGINT

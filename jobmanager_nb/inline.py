@@ -211,7 +211,7 @@ class InlineRunner:
                 held.resume()
             if result is not None and inspect.isawaitable(result):
                 run.task = task = asyncio.ensure_future(self._await(run, attempt, result), loop=self.loop)
-                task.add_done_callback(lambda _: self._task_gone(run, attempt))
+                task.add_done_callback(lambda done: self._task_gone(run, attempt, done))
                 if run.cancel_requested:
                     task.cancel()
                 return
@@ -258,9 +258,14 @@ class InlineRunner:
                 run.task = None
                 self._pump()
 
-    def _task_gone(self, run: RunState, attempt: int) -> None:
+    def _task_gone(self, run: RunState, attempt: int, task: asyncio.Future[None]) -> None:
         """An async run's task is done: if a Ctrl-C ended the task before :meth:`_await` could hold it back
-        (at the task's first step), its run is ended here, cancelled, rather than left started for ever."""
+        (at the task's first step), its run is ended here, cancelled, rather than left started for ever.
+
+        A task that ended by passing a Ctrl-C on to the waiting cell has been heard: its exception is marked
+        retrieved, so asyncio does not log it again as never retrieved."""
+        if not task.cancelled():
+            task.exception()
         if run.attempt != attempt or run.ended or run.task is None:
             return
         with InterruptsHeld():

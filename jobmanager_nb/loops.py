@@ -100,8 +100,15 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
 
 
 def _abandon(task: asyncio.Future[Any]) -> None:
-    """Cancel ``task``, or retrieve its outcome, so that nobody later logs it as never retrieved."""
+    """Cancel ``task`` and retrieve its outcome whenever it comes (a task may still end with its own error
+    after the cancel), so that nobody later logs it as never retrieved."""
     if not task.done():
         task.cancel()
-    elif not task.cancelled():
+        task.add_done_callback(_retrieve)
+    else:
+        _retrieve(task)
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
         task.exception()

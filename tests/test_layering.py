@@ -66,7 +66,7 @@ def test_the_old_module_paths_still_export_the_notebook_face():
 
 # The layers of docs/architecture.md, bottom up: a module may import its own layer and the ones below.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("plain data and time", {"errors", "clock", "lifecycle", "model", "events"}),
+    ("plain data and time", {"errors", "clock", "lifecycle", "model", "events", "interrupts"}),
     ("schedules", {"schedules"}),
     ("the one-off store", {"store"}),
     (

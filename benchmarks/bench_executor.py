@@ -9,7 +9,8 @@ then given 0.5 s to start its spares); configurations are interleaved run by run
 (``peers/ghost_peer.py``, when Node.js is available) are measured in the same loop.
 
 * ``executor_start``: 50 no-op jobs one at a time, each waited for: ms from ``submit`` to the job's body
-  running (wall clock read in the worker), to the ``started`` event, and to the ``exited`` event.
+  running (wall clock read in the worker), to the ``started`` event, and to the ``exited`` event; then 50 more
+  with 30 ms of quiet before each (``submit`` → ``started``), as between scheduled runs.
 * ``executor_burst``: 200 no-op jobs submitted at once (default ``max_workers``; Dask: one job slot per
   worker thread, so 2): ms until the last ``exited`` event.
 * ``executor_round_trip``: one running job that echoes every message; 50 times, ms from
@@ -62,6 +63,9 @@ CONFIGS = ("forkserver+2", "forkserver+1", "forkserver+0", "spawn+2", "spawn+0",
 LATENCY_JOBS = 50
 BURST_JOBS = 200
 ROUND_TRIPS = 50
+IDLE_PAUSE = 0.03
+"""Seconds of quiet before each job of the idle start rows: longer than the Dask Client's batching window (its
+stream to the scheduler sends at most every 10 ms), as between scheduled runs."""
 SPREADS = {
     "executor_start": "p95",
     "executor_burst": "max",
@@ -137,6 +141,10 @@ def _measure(config: str) -> list[Result]:
             one(f"warm-{i}")
         time.sleep(0.5)  # let the spares start: the state a notebook is in between jobs
         samples = [one(f"latency-{i}") for i in range(LATENCY_JOBS)]
+        idle = []
+        for i in range(LATENCY_JOBS):
+            time.sleep(IDLE_PAUSE)  # the method: an idle moment before each job, as between scheduled runs
+            idle.append(one(f"idle-{i}"))
         time.sleep(0.5)
         done = threading.Event()
         count = [0]
@@ -168,6 +176,12 @@ def _measure(config: str) -> list[Result]:
         _harness.result("executor_start", f"{system}: submit → job body", "ms", samples=[s[0] for s in samples]),
         _harness.result("executor_start", f"{system}: submit → started", "ms", samples=[s[1] for s in samples]),
         _harness.result("executor_start", f"{system}: submit → exited", "ms", samples=[s[2] for s in samples]),
+        _harness.result(
+            "executor_start",
+            f"{system}: submit → started, {IDLE_PAUSE * 1e3:.0f} ms idle before each",
+            "ms",
+            samples=[s[1] for s in idle],
+        ),
         _harness.result(
             "executor_burst", f"{system}, {slots} job slots", "ms", value=burst, spread="max", jobs=BURST_JOBS
         ),

@@ -220,3 +220,14 @@ def test_job_log_says_where_the_run_ran(ip, manager, hello):
     cell(ip, "oneoff", "here", "print('in the kernel')\n")
     manager.wait("here", WAIT)
     assert line(ip, "job", "log here").splitlines()[0].endswith(" on kernel")
+
+
+def test_loading_the_extension_keeps_the_executors_added_before_it(tmp_path, monkeypatch, spare, hello):
+    with fresh_shell(tmp_path, monkeypatch) as ip:
+        jobmanager_nb.get_manager().add_executor("spare", spare)  # a cell run before %load_ext
+        out = line(ip, "load_ext", "jobmanager_nb")
+        manager = jobmanager_nb.get_manager()
+        assert manager.executors == {"spare": spare}
+        assert out == "jobmanager_nb: replaced the job manager opened before %load_ext; kept the executors spare\n"
+        line(ip, "job", "jobs/hello.py --executor spare")
+        assert manager.wait("hello", WAIT).ok and spare.submitted == ["hello"]

@@ -1,7 +1,8 @@
 """``%load_ext jobmanager_nb`` and ``%unload_ext jobmanager_nb``.
 
 Loading makes one :class:`~jobmanager_nb.notebook.magics.JobManagerMagics`, which opens the kernel's one
-manager (a manager that code opened before loading is replaced, and its jobs are named in one line), and
+manager (a manager that code opened before loading is replaced: its jobs are named in one line, and the executors
+added to it by name are kept, as ``jobmanager_nb.get_manager().add_executor`` before ``%load_ext`` means), and
 registers the magics and a ``post_run_cell`` hook; called again, it first undoes the earlier load.
 Unloading is the exact inverse (manager closed, workers ended, magics, hook and configurable removed), so
 ``%reload_ext`` leaves exactly one scheduler thread. ``jobmanager_nb.load_ipython_extension`` imports this
@@ -16,6 +17,7 @@ from typing import Any
 
 from IPython.core.interactiveshell import InteractiveShell
 
+from jobmanager_nb import session
 from jobmanager_nb.notebook.magics import JobManagerMagics, _registered_names
 
 __all__ = ["CELL_MAGICS", "LINE_MAGICS", "load_ipython_extension", "unload_ipython_extension"]
@@ -35,16 +37,21 @@ def load_ipython_extension(shell: InteractiveShell) -> None:
             _unload(_loaded)
         magics = JobManagerMagics(shell)
         earlier = _registered_names()  # a manager user code opened before loading: it is replaced
+        previous = session.current_manager()
+        executors = previous.executors if previous is not None else {}  # the user's: closing it left them open
         try:
-            magics.open()
+            magics.open(executors)
         except BaseException:
             _forget(shell, magics)
             raise
+        kept = f"; kept the executors {', '.join(sorted(executors))}" if executors else ""
         if earlier:
             print(
                 f"jobmanager_nb: replaced the job manager opened before %load_ext; removed {len(earlier)} job(s) "
-                f"({', '.join(earlier)}): add them again"
+                f"({', '.join(earlier)}): add them again{kept}"
             )
+        elif executors:
+            print(f"jobmanager_nb: replaced the job manager opened before %load_ext{kept}")
         shell.register_magics(magics)
         shell.events.register("post_run_cell", magics.after_cell)
         magics._active = True

@@ -1566,6 +1566,10 @@ def _check_executor(name: object, executor: object) -> None:
     """Refuse an executor name that is reserved or not a name, and an executor that is not one."""
     if not isinstance(name, str) or not name.strip() or name != name.strip():
         raise JobConfigError(f"An executor's name is a non-empty string without surrounding spaces, not {name!r}.")
+    if not name.isprintable():  # it is printed in one-line errors and in one row of the text table
+        raise JobConfigError(
+            f"An executor's name is one line of text: {name!r} has a control character (a line break, a tab, ...)."
+        )
     reserved = _RESERVED_EXECUTORS.get(name)
     if reserved is not None:
         raise JobConfigError(f'"{name}" is reserved: it means {reserved}. Add this executor under another name.')

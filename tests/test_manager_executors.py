@@ -187,6 +187,20 @@ def test_a_name_that_is_not_a_name_is_refused(managers, spare):
         manager.add_executor("dask", object())  # type: ignore[arg-type]
 
 
+def test_a_name_that_would_break_a_line_is_refused(managers, spare):
+    """A name is printed in one-line errors and in one row of the text table: no line breaks, tabs or other
+    control characters."""
+    manager = managers()
+    for bad in ("da\nsk", "da\tsk", "da\rsk", "da\x1bsk"):
+        with pytest.raises(JobConfigError, match="control character"):
+            manager.add_executor(bad, spare)
+        with pytest.raises(JobConfigError, match="control character"):
+            JobManager(executors={bad: spare})
+    assert manager.executors == {}
+    manager.add_executor("my dask", spare)  # a space inside is fine
+    assert manager.executor_names == ("default", "local", "my dask")
+
+
 def test_adding_a_name_twice_is_refused_unless_replace(managers, spare, other):
     manager = managers()
     manager.add_executor("dask", spare)

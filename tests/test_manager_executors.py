@@ -221,6 +221,43 @@ def test_replacing_an_executor_sends_the_next_runs_to_the_new_one(managers, spar
     assert (spare.submitted, other.submitted) == ([], ["job"])
 
 
+def test_replacing_an_executor_leaves_runs_going_there_and_a_run_cancelled_in_its_queue_never_starts(managers, other):
+    busy = ProcessExecutor(max_workers=1, spares=0)  # one slot: the second run waits inside the executor
+    try:
+        manager = managers(executors={"dask": busy})
+        started: list[str] = []
+        going = threading.Event()
+
+        def on_event(event: Event) -> None:
+            if event.kind == "started":
+                started.append(event.name)
+                going.set()
+
+        manager.subscribe(on_event)
+        manager.add_job(mjobs.graceful, name="long", executor="dask")
+        assert going.wait(WAIT)
+        manager.add_job(mjobs.add, name="waiting", at=3600, data={"a": 1, "b": 2}, executor="dask")
+        manager.run_now("waiting")
+        current = manager.job("waiting").current_run
+        assert current is not None and current.phase == "dispatched"  # queued inside the busy executor
+
+        manager.add_executor("dask", other, replace=True)  # runs already there stay there
+        assert manager.cancel("waiting")
+        with pytest.raises(Exception, match="cancelled before it started"):
+            manager.wait("waiting", timeout=WAIT)
+        manager.run_now("waiting")  # the next run goes to the new one
+        assert manager.wait("waiting", timeout=WAIT).result == 3
+        assert other.submitted == ["waiting"]
+
+        assert manager.cancel("long")  # the cancel reaches the run on the replaced executor
+        with pytest.raises(Exception, match="cancelled"):
+            manager.wait("long", timeout=WAIT)
+        assert manager.flush_events()
+        assert started == ["long", "waiting"]  # the cancelled run never started, in either executor
+    finally:
+        busy.shutdown(timeout=5)
+
+
 def test_an_unknown_executor_is_refused_naming_the_known_ones_and_registers_nothing(managers, spare):
     manager = managers(executors={"spare": spare})
     with pytest.raises(JobConfigError) as info:

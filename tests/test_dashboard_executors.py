@@ -120,6 +120,14 @@ def test_a_run_here_says_where_only_in_the_badges_tooltip():
         assert f'<span class="jm-s jm-s-started" title="started · on {place}">started</span>' in html
 
 
+def test_a_run_with_a_progress_bar_says_where_in_the_bars_tooltip():
+    """The bar stands in for the ``started`` badge, so its tooltip says where the run runs instead."""
+    for place in ("local", "kernel"):
+        html = status_of(info(status="started", current_run=started(place), progress=(0.5, "half way")))
+        assert "jm-s-started" not in html and "jm-where" not in html
+        assert f'<span class="jm-prog" title="50% · half way · 12 s · ~12 s left · on {place}">' in html
+
+
 def test_a_run_not_started_says_nothing_of_where():
     queued = replace(started(None), phase="dispatched", status="queued")
     html = status_of(info(status="queued", current_run=queued))

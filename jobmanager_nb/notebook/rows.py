@@ -414,7 +414,8 @@ def _status_html(info: JobInfo, badge: str, after: str, details: list[str], link
     earlier kernel's tag, then where a run going on another machine runs (``jm-where``: a link to ``link``, its
     executor's page, when there is one). A run reporting progress shows, instead of a ``started`` badge, its words
     over a bar as wide as the column (a paused one keeps its ``paused`` badge before them). The cell's text is the
-    state's words (without the ``started`` of a run with a bar); the badge's tooltip says where the run runs."""
+    state's words (without the ``started`` of a run with a bar); the badge's tooltip (the bar's, for a run with one)
+    says where the run runs."""
     progress = _progress(info) if badge in ("started", "paused") else None
     run = info.current_run
     where = _where(run.location) if run is not None and run.phase == "started" else ""
@@ -425,8 +426,9 @@ def _status_html(info: JobInfo, badge: str, after: str, details: list[str], link
     if progress is not None:
         fraction, percent, _label = progress
         words = " · ".join(details)
+        title = f"{words} · on {where}" if where and badge == "started" else words  # the bar stands for the badge
         parts.append(
-            f'<span class="jm-prog" title="{_esc(words)}"><span class="jm-cap">{_esc(words)}</span>'
+            f'<span class="jm-prog" title="{_esc(title)}"><span class="jm-cap">{_esc(words)}</span>'
             f'<span class="jm-bar jm-progress" data-label="{_esc(percent)}">'
             f'<span style="width:{fraction * 100:.1f}%"></span></span></span>'
         )

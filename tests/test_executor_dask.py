@@ -32,7 +32,12 @@ distributed = pytest.importorskip("distributed")  # (part of the test extra: nev
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    with dask_cluster() as local_cluster:
+    """Two workers, whose nannies restart them when a test kills one. (A LocalCluster also closes a
+    worker's nanny when no worker of that name is there ``lost-worker-timeout`` after a removal: with
+    workers killed again and again, one of those checks would fall between a kill and its restart.)"""
+    import dask
+
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1h"}), dask_cluster() as local_cluster:
         yield local_cluster
 
 
@@ -56,8 +61,19 @@ def _cluster_is_whole_again(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "client" in request.fixturenames:
         dask_client = request.getfixturevalue("client")
-        dask_client.wait_for_workers(2, timeout=WAIT)
+        wait_for_workers(dask_client, 2)
         wait_until(lambda: not scheduler_tasks(dask_client), WAIT)
+
+
+def wait_for_workers(dask_client: Any, count: int) -> None:
+    """Wait until ``count`` workers are running (a nanny restarts a killed one in about a second; much
+    more on a busy machine)."""
+
+    def running() -> int:
+        workers = dask_client.scheduler_info(n_workers=-1)["workers"].values()
+        return sum(1 for w in workers if w.get("status") == "running")
+
+    wait_until(lambda: running() >= count, 3 * WAIT, interval=0.05)
 
 
 def start(executor: DaskExecutor, task: OffloadedTask) -> tuple[RunHandle, Recorder]:
@@ -228,7 +244,7 @@ def test_killing_workers_at_random_moments_never_starts_a_job_twice(client: Any,
                 assert starts == 1 and "started" in events.kinds()
             else:
                 assert outcome.lost and "worker" in (outcome.error or "") and "lost" in (outcome.error or "")
-            client.wait_for_workers(2, timeout=WAIT)
+            wait_for_workers(client, 2)
         _, events = start(executor, reference("add", data={"a": 1, "b": 2}))
         assert events.outcome().result == 3
     finally:
@@ -251,7 +267,7 @@ def test_a_run_ends_lost_even_when_no_worker_is_left(tmp_path: Path) -> None:
         try:
             executor = DaskExecutor(scheduler_only)
             try:
-                executor.client.wait_for_workers(1, timeout=WAIT)
+                wait_for_workers(executor.client, 1)
                 _, events = start(executor, marking(tmp_path, name="X"))
                 events.wait_message(lambda m: isinstance(m, tuple))
                 worker.kill()

@@ -17,7 +17,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from magics_support import cell, fresh_shell, line, usage_error, write_script
 
 import jobmanager_nb
-from jobmanager_nb import JobFailedError, JobManager
+from jobmanager_nb import JobFailedError, JobManager, session
 from jobmanager_nb.executors import OffloadedTask, RunHandle, WorkerEvent
 from jobmanager_nb.executors.local import ProcessExecutor
 
@@ -231,3 +231,15 @@ def test_loading_the_extension_keeps_the_executors_added_before_it(tmp_path, mon
         assert out == "jobmanager_nb: replaced the job manager opened before %load_ext; kept the executors spare\n"
         line(ip, "job", "jobs/hello.py --executor spare")
         assert manager.wait("hello", WAIT).ok and spare.submitted == ["hello"]
+
+
+def test_a_reopen_that_fails_keeps_the_executors_for_the_next_one(ip, manager, spare, hello, tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
+    line(ip, "config", 'JobManagerMagics.store = "afile/jobs.json"')  # the store cannot open (%config logs why)
+    assert session.current_manager() is None  # the old manager is closed, and no new one opened
+    out = line(ip, "config", 'JobManagerMagics.store = "elsewhere/jobs.json"')
+    assert out.endswith("; kept the executors spare\n")
+    reopened = jobmanager_nb.get_manager()
+    assert reopened.executors == {"spare": spare}
+    line(ip, "job", "jobs/hello.py --executor spare")
+    assert reopened.wait("hello", WAIT).ok and spare.submitted == ["hello"]

@@ -119,6 +119,7 @@ class JobManagerMagics(Magics):
         self._told_held: set[str] = set()
         self._table: JobTable | None = None
         self._table_lock = threading.Lock()
+        self._carried: dict[str, Executor] = {}  # the executors of a manager closed by an open that then failed
         super().__init__(shell, **kwargs)
 
     # -- the manager -------------------------------------------------------------------------------------
@@ -134,10 +135,13 @@ class JobManagerMagics(Magics):
 
     def open(self, executors: Mapping[str, Executor] | None = None) -> JobManager:
         """Open (or reopen) the session manager with these settings (and ``executors``, by name); say which
-        one-offs were interrupted."""
+        one-offs were interrupted. When it cannot open (the previous manager is closed by then), the executors are
+        kept for the next open (with None, it takes them)."""
         self._detach()
         loop = running_loop()  # the manager runs inline jobs on the loop running now (the kernel's), if any
-        more: dict[str, Any] = {"executors": dict(executors)} if executors else {}
+        named = dict(self._carried if executors is None else executors)
+        more: dict[str, Any] = {"executors": named} if named else {}
+        self._carried = named  # until a manager has them
         try:
             manager = session.open_manager(
                 self.store or None,
@@ -150,6 +154,7 @@ class JobManagerMagics(Magics):
             raise _usage(exc) from None
         except ValueError as exc:
             raise UsageError(f"jobmanager_nb: cannot open the job manager: {exc}") from None
+        self._carried = {}
         self._watch(manager, loop)
         if manager.reconciled:
             print(self._reconcile_message(manager, manager.reconciled))
@@ -186,7 +191,8 @@ class JobManagerMagics(Magics):
             return  # still loading: the settings are read when the manager is first opened
         names = _registered_names()
         previous = session.current_manager()
-        executors = previous.executors if previous is not None else {}  # the user's: closing never shut them down
+        # the user's (closing never shut them down); without a manager, those a failed reopen kept
+        executors = previous.executors if previous is not None else dict(self._carried)
         self.open(executors)
         where = f'store "{self.store}"' if self.store else "an in-memory store"
         dropped = f"; removed {len(names)} job(s) ({', '.join(names)}): run their cells again" if names else ""

@@ -243,3 +243,22 @@ def test_a_reopen_that_fails_keeps_the_executors_for_the_next_one(ip, manager, s
     assert reopened.executors == {"spare": spare}
     line(ip, "job", "jobs/hello.py --executor spare")
     assert reopened.wait("hello", WAIT).ok and spare.submitted == ["hello"]
+
+
+def test_a_finished_oneoff_on_an_executor_this_kernel_lacks_only_says_it_finished(tmp_path, monkeypatch, spare, hello):
+    """Run All in a later kernel: a one-off runs once, ever, so the cell says so in one line and does not stop the
+    run, whether or not this kernel added its executor (nothing would run there)."""
+    with kernel(tmp_path, monkeypatch) as (ip, manager):
+        manager.add_executor("spare", spare)
+        cell(ip, "oneoff", "migrate --offloaded --executor spare", "print('moved')\n")
+        line(ip, "job", "jobs/hello.py --oneoff --executor spare")
+        assert manager.wait("migrate", WAIT).ok and manager.wait("hello", WAIT).ok
+
+    with kernel(tmp_path, monkeypatch) as (ip, manager):
+        out = cell(ip, "oneoff", "migrate --offloaded --executor spare", "print('moved')\n")
+        assert out.startswith('one-off "migrate" already executed (finished ')
+        out = line(ip, "job", "jobs/hello.py --oneoff --executor spare")
+        assert out.startswith('one-off "hello" already executed (finished ')
+        assert spare.submitted == ["migrate", "hello"]
+        message = usage_error(ip, "oneoff", "fresh --offloaded --executor spare", "pass\n")  # a new one: the error
+        assert message.startswith('No executor named "spare"')

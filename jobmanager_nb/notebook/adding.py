@@ -23,7 +23,7 @@ from jobmanager_nb.errors import DuplicateJobError
 from jobmanager_nb.jobs import resolve_target
 from jobmanager_nb.model import DEFAULT_EXECUTOR, LOCAL_EXECUTOR, JobInfo
 from jobmanager_nb.notebook.cells import _cell_job
-from jobmanager_nb.notebook.oneoffs import add_one_off
+from jobmanager_nb.notebook.oneoffs import add_one_off, said_already_ran
 from jobmanager_nb.notebook.parsing import (
     _at_value,
     _check_future,
@@ -52,7 +52,13 @@ def add(magics: JobManagerMagics, argv: list[str]) -> None:
     if args.oneoff and args.at is not None:
         raise UsageError("A one-off job runs once, now: drop --at, or drop --oneoff for a scheduled job.")
     manager = magics.manager()
-    executor = _executor_value(manager, args.executor, offloaded, "--inline")
+    executor_error: UsageError | None = None
+    try:
+        executor = _executor_value(manager, args.executor, offloaded, "--inline")
+    except UsageError as exc:
+        if not (args.oneoff and offloaded):
+            raise
+        executor, executor_error = None, exc  # an unknown name: an error, unless the one-off ran already (below)
     with _usage_errors(TypeError):
         target = resolve_target(args.target, args.name, offloaded=offloaded)
     job = args.target
@@ -65,6 +71,10 @@ def add(magics: JobManagerMagics, argv: list[str]) -> None:
     if not name:
         raise UsageError(f'Give the job a name with --name (none can be derived from "{args.target}").')
     if args.oneoff:
+        if executor_error is not None:
+            if said_already_ran(manager, name):
+                return None  # it ran once, ever: nothing would run on that executor
+            raise executor_error
         stored = str(target.path) if target.path is not None else args.target  # absolute: any later cwd
         recipe = {"target": stored, "offloaded": offloaded, "data": data, "timeout": args.timeout, "executor": executor}
         return add_one_off(magics, name, job, recipe)

@@ -53,7 +53,15 @@ from jobmanager_nb.store import OneOffRecord
 if TYPE_CHECKING:
     from jobmanager_nb.notebook.magics import JobManagerMagics
 
-__all__ = ["add_one_off", "can_rerun", "earlier_one_offs", "oneoff_cell", "rerun", "rerun_one_off"]
+__all__ = [
+    "add_one_off",
+    "can_rerun",
+    "earlier_one_offs",
+    "oneoff_cell",
+    "rerun",
+    "rerun_one_off",
+    "said_already_ran",
+]
 
 
 def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
@@ -61,7 +69,12 @@ def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
     args = _parse(_parser_of(magics.oneoff), _gather(_split(line), "--data"))
     data = _data_value(args.data)
     manager = magics.manager()
-    executor = _executor_value(manager, args.executor, args.offloaded, "a cell without --offloaded")
+    try:
+        executor = _executor_value(manager, args.executor, args.offloaded, "a cell without --offloaded")
+    except UsageError:
+        if args.offloaded and said_already_ran(manager, args.name):
+            return  # Run All in a later kernel: it ran once, ever; nothing would run on that executor
+        raise
     job = _cell_job(magics, args.name, cell, args.offloaded)
     path = _cell_path(manager, args.name)
     recipe = {
@@ -74,6 +87,16 @@ def oneoff_cell(magics: JobManagerMagics, line: str, cell: str) -> None:
     if not args.offloaded:
         _write_atomically(path, cell)  # kept so that %job rerun works in a later kernel
     add_one_off(magics, args.name, job, {**recipe, "executor": executor})
+
+
+def said_already_ran(manager: JobManager, name: str) -> bool:
+    """When one-off ``name`` ran already (or runs now: its record has not failed), say so in one line
+    (:func:`_already_line`) and return True, so that a cell adding it again writes nothing and stops no "Run All";
+    else False."""
+    if not manager.has_executed_successfully(name):
+        return False
+    print(_already_line(manager, name))
+    return True
 
 
 def add_one_off(magics: JobManagerMagics, name: str, job: Any, recipe: dict[str, Any]) -> None:

@@ -111,6 +111,20 @@ def test_a_job_without_executor_goes_to_the_default_executor(managers, spare, ot
     assert manager.job("plain").executor == "default"
 
 
+def test_one_offs_retries_and_run_now_without_executor_go_to_the_default_too(managers, other, tmp_path):
+    manager = managers(executor=other, store=tmp_path / "jobs.json", retry_backoff=0.01)
+    manager.add_one_off_job("mjobs:fail", name="once", retries=1)
+    with pytest.raises(Exception, match="failed"):
+        manager.wait("once", timeout=WAIT)
+    manager.add_job(mjobs.add, name="later", at=3600, data={"a": 1, "b": 2})
+    manager.run_now("later")
+    assert manager.wait("later", timeout=WAIT).result == 3
+    assert other.submitted == ["once", "once", "later"]  # the one-off, its retry, the run now
+    record = manager.store.get("once")
+    assert record is not None and record.meta["executor"] == "default"
+    assert manager._local is None  # the built-in one was never needed, so never made
+
+
 def test_executor_none_is_the_default_too(managers, other):
     manager = managers(executor=other)
     manager.add_job(mjobs.add, name="plain", data={"a": 1, "b": 2}, executor=None)

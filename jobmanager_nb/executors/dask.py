@@ -164,7 +164,9 @@ class DaskExecutor(Executor):
     None to start a ``LocalCluster`` of this executor's own. A Client or cluster passed in is never
     closed here; what the executor created, it closes in :meth:`shutdown`.
     ``ship_scripts``: send a script job's source with each run instead of expecting the file on
-    the worker.
+    the worker. ``executor.client`` is the Client it submits with; ``dashboard_link`` the Dask
+    dashboard's address (None without one). A run's handle also has ``pid`` and ``location`` once
+    it started, and ``wait(timeout)``.
 
     Raises ``RuntimeError`` when a worker runs other versions of Python, jobmanager_nb or
     cloudpickle than this kernel, and ``TypeError`` for a ``cluster`` it cannot use.

@@ -173,6 +173,7 @@ class JobManager:
         self._executor: Executor | None = executor
         self._default_given = executor is not None
         self._local: Executor | None = None  # the built-in ProcessExecutor, made on first use: ours to shut down
+        self._local_shut = False  # shutdown has taken the built-in one (or its absence): none is made after
         self._named: dict[str, Executor] = named  # the caller's, by name (never shut down here)
         self._timers = Timers(self._clock)
 
@@ -414,6 +415,8 @@ class JobManager:
             if name != LOCAL_EXECUTOR and self._executor is not None:
                 return self._executor
             if self._local is None:
+                if self._local_shut:  # a run submitted while close() ran: a new executor would never be shut down
+                    raise JobManagerError("the job manager was shut down before this run could start")
                 from jobmanager_nb.executors.local import ProcessExecutor
 
                 self._local = ProcessExecutor()
@@ -1501,8 +1504,10 @@ class JobManager:
                 left = [r for j in self._jobs.values() for r in j.active.values()]
             for run in left:  # nothing answers for it any more: end it, so that its waiters hear
                 self._end(run, run.attempt, "cancelled", error="still running when the manager shut down", retry=False)
-        if self._local is not None:  # the built-in one, which the manager made; the caller's stay open
-            self._local.shutdown(timeout=0 if timed_out else 1.0)
+        with self._lock:
+            local, self._local_shut = self._local, True
+        if local is not None:  # the built-in one, which the manager made; the caller's stay open
+            local.shutdown(timeout=0 if timed_out else 1.0)
         self._timers.stop()
         self._bus.close()
         with self._lock:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from executor_helpers import Recorder, reference
 
-from jobmanager_nb import Event, JobConfigError, JobManager, TinyDBStore
+from jobmanager_nb import Event, JobConfigError, JobManager, JobManagerError, TinyDBStore
 from jobmanager_nb.executors import OffloadedTask, RunHandle, WorkerEvent
 from jobmanager_nb.executors.local import ProcessExecutor
 
@@ -495,3 +495,13 @@ def test_close_shuts_down_the_built_in_executor_but_not_the_callers_default(othe
     with pytest.raises(RuntimeError, match="shut down"):
         built_in.submit(reference("add", {"a": 1, "b": 1}), Recorder())
     still_works(other)
+
+
+def test_no_built_in_executor_is_made_after_close_has_shut_it_down() -> None:
+    """A run submitted while close() runs (add_job or run_now racing it) must not make a fresh built-in
+    executor after close() looked for one: nobody would ever shut its fork server down."""
+    m = JobManager()
+    m.close()
+    with pytest.raises(JobManagerError, match="shut down before this run could start"):
+        m._executor_named(None)
+    assert m._local is None

@@ -250,9 +250,10 @@ def _round_trips(executor: Executor, system: str) -> list[float]:
 
 
 KILLS_PER_CLUSTER = 10
-"""Worker kills per LocalCluster: after 20 to 30 SIGKILLs, a LocalCluster stops replacing one of its workers (its
-nanny is gone from ``cluster.workers``), with plain ``client.submit`` tasks as well, so the trials take a fresh
-cluster every 10 kills."""
+"""Worker kills per LocalCluster. A LocalCluster closes a worker's nanny for good when no worker of that name is
+back ``distributed.deploy.lost-worker-timeout`` (15 s) after a removal, a check that can fall between a kill and
+its restart: after 20 to 30 kills one of its workers is gone (plain ``client.submit`` tasks too). So the trials
+take a fresh cluster every 10 kills."""
 
 
 def _kill_trials(trials: int) -> list[Result]:

@@ -49,9 +49,19 @@ listeners, in order). Kernel to worker (``go``/``no``, messages, cancel, kill): 
 the run's worker, issued on the Client's event loop, in order for each worker and never making one
 worker wait for another (a message to a worker that just died can take the connect timeout).
 
-Limits: the kernel's Client must stay connected while jobs run (a Client that loses its scheduler
-leaves its runs waiting); a job's output and result travel through the scheduler's event log, which
-keeps the last events of each topic in memory, so very large results are better written to storage.
+**Losing the scheduler.** The kernel's Client carries every event, so a run cannot outlive its
+connection: when the Client loses the scheduler (Dask then cancels the Client's futures and the
+scheduler forgets its tasks and topics), when it is closed under the executor, or when the
+scheduler has not answered a small probe (sent every second while runs are in flight) for
+``distributed.comm.timeouts.connect`` (30 s by default), every run in flight ends at once: lost once
+its job was told to start (``Worker for job "x" was lost: the connection to the Dask scheduler at
+tcp://... was lost while the job ran on the Dask worker tcp://...; check that ...``), failed if it
+had not; submits fail the same way until the scheduler answers again. The job itself does not go on:
+its Dask worker closes when it loses the scheduler, and a supervising task whose task the kernel
+released kills its job. After the Client reconnects, the executor subscribes its topics again.
+
+Limits: a job's output and result travel through the scheduler's event log, which keeps the last
+events of each topic in memory, so very large results are better written to storage.
 """
 
 from __future__ import annotations
@@ -89,6 +99,7 @@ __all__ = ["DaskExecutor"]
 log = logging.getLogger("jobmanager_nb")
 
 _SHUTDOWN_KILL_WAIT = 5.0  # seconds shutdown waits for killed runs to report before giving up on them
+_PROBE_INTERVAL = 1.0  # seconds between two looks at the Client's connection while runs are in flight
 
 
 class _DaskRun(RunHandle):
@@ -194,6 +205,12 @@ class DaskExecutor(Executor):
         self._courier = _Courier(self._client, self._on_sent)
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="jobmanager_nb-dask-events", daemon=True)
         self._shut_down = threading.Event()
+        # The connection to the scheduler (dispatcher thread only, but _disconnected: under _lock).
+        self._lost_after = _connect_timeout()
+        self._contact = time.monotonic()  # when the scheduler last answered a probe (or nothing was watched)
+        self._probing = False  # a probe is in flight (set here, cleared on the Client's loop)
+        self._comm = getattr(self._client, "scheduler_comm", None)  # the Client's current connection
+        self._disconnected: str | None = None  # why the connection counts as lost, while it does
         self._dispatcher.start()
         self._client.subscribe_topic(self._topic, self._on_topic_event)
         _RemovedWorkers.watch(self._client, self)
@@ -286,6 +303,9 @@ class DaskExecutor(Executor):
             if self._closing:
                 raise RuntimeError("this DaskExecutor has been shut down; create a new one")
             self._runs[run.key] = run
+            problem = self._disconnected or self._status_problem()
+            if failure is None and problem is not None:
+                failure = f'job "{run.name}" was not submitted: {problem}; {self._advice(problem)}'
             if failure is not None:
                 run.closed = True
         if failure is not None:
@@ -444,6 +464,10 @@ class DaskExecutor(Executor):
                 detail = f"{type(exc).__name__}: {exc}"
             elif status == "finished":
                 detail = str(future.result(timeout=10))
+            elif status == "cancelled":
+                future.result(timeout=10)
+        except distributed.client.FutureCancelledError as exc:
+            detail = str(exc.reason)
         except Exception as exc:
             detail = f"(its result could not be read: {type(exc).__name__}: {exc})"
         self._inbox.put(("future", run, status, detail))
@@ -451,12 +475,20 @@ class DaskExecutor(Executor):
     # --- the dispatcher thread: every decision and every listener call --------------------------------
 
     def _dispatch_loop(self) -> None:
+        next_check = time.monotonic() + _PROBE_INTERVAL
         while True:
-            item = self._inbox.get()
-            if item[0] == "stop":
+            try:
+                item: tuple[Any, ...] | None = self._inbox.get(timeout=_PROBE_INTERVAL)
+            except queue.Empty:
+                item = None
+            if item is not None and item[0] == "stop":
                 return
             try:
-                self._dispatch(item)
+                if item is not None:
+                    self._dispatch(item)
+                if time.monotonic() >= next_check:
+                    next_check = time.monotonic() + _PROBE_INTERVAL
+                    self._check_connection()
             except Exception:
                 log.exception("jobmanager_nb: internal error in the DaskExecutor")
 
@@ -479,6 +511,8 @@ class DaskExecutor(Executor):
             self._on_future(item[1], item[2], item[3])
         elif kind == "call":
             item[1]()
+        elif kind == "contact":
+            self._contact = max(self._contact, item[1])
 
     def _on_ready(self, key: str, address: str, token: str) -> None:
         """The start gate: ``go`` to the first placement of a run that is still wanted, else ``no``."""
@@ -560,6 +594,12 @@ class DaskExecutor(Executor):
             if run.settled:
                 return
             placement = run.placement
+        if status == "cancelled" and (detail == "scheduler-connection-lost" or self._status_problem() is not None):
+            # The Client cancels all its futures when it loses the scheduler: every run is concerned.
+            self._check_connection(self._status_problem() or self._down())
+            if not run.settled:
+                self._settle(run, self._cut_off(run, self._status_problem() or self._down()))
+            return
         if placement is not None and detail not in ("refused", "no-answer", "failed"):
             outcome = self._lost(run, placement[0])
         elif status == "error":
@@ -578,6 +618,98 @@ class DaskExecutor(Executor):
                 "failed", error=f'Worker for job "{run.name}": its Dask task ended without running the job ({detail})'
             )
         self._settle(run, outcome)
+
+    # --- the connection to the scheduler (dispatcher thread) --------------------------------------------
+
+    def _check_connection(self, reason: str | None = None) -> None:
+        """Look at the Client's connection (every :data:`_PROBE_INTERVAL` seconds, and when its futures
+        were cancelled): a Client that lost its scheduler (Dask cancels its futures and the scheduler
+        forgets its tasks and topics), was closed, or whose scheduler has not answered for the connect
+        timeout ends every run in flight, and submits fail until it is connected again. A Client that
+        reconnected gets the executor's topics subscribed again (the new connection has none)."""
+        now = time.monotonic()
+        client = self._client
+        comm = getattr(client, "scheduler_comm", None)
+        if reason is None and self._status_problem() is None and comm is not None and comm is not self._comm:
+            self._comm = comm  # reconnected: subscribe again, and count the scheduler as answering
+            self._contact = now
+            with contextlib.suppress(Exception):
+                client.subscribe_topic(self._topic, self._on_topic_event)
+            _RemovedWorkers.resubscribe(client)
+        with self._lock:
+            in_flight = [run for run in self._runs.values() if not run.settled]
+            disconnected = self._disconnected
+        if reason is None:
+            reason = self._status_problem()
+        if reason is None:
+            if in_flight or disconnected is not None:
+                self._probe()
+            else:
+                self._contact = now  # nothing to watch: the scheduler owes no answer
+            if now - self._contact > self._lost_after:
+                reason = f"{self._down()} (it has not answered for {now - self._contact:.0f} s)"
+        with self._lock:
+            self._disconnected = reason
+        if reason is None:
+            if disconnected is not None:
+                log.warning("jobmanager_nb: the DaskExecutor is connected to the scheduler at %s again", self._address)
+            return
+        if disconnected is None:
+            log.warning("jobmanager_nb: %s; the DaskExecutor's runs in flight end lost", reason)
+        for run in in_flight:
+            self._settle(run, self._cut_off(run, reason))
+
+    def _probe(self) -> None:
+        """Ask the scheduler something small on the Client's loop; its answer is a sign of life."""
+        if self._probing:
+            return
+        self._probing = True
+
+        async def probe() -> None:
+            try:
+                await asyncio.wait_for(self._client.scheduler.identity(n_workers=0), self._lost_after)
+                self._inbox.put(("contact", time.monotonic()))
+            except Exception as exc:
+                log.debug("jobmanager_nb: the Dask scheduler did not answer: %r", exc)
+            finally:
+                self._probing = False
+
+        try:
+            self._client.loop.add_callback(probe)
+        except Exception:
+            self._probing = False
+
+    def _status_problem(self) -> str | None:
+        """Why the Client cannot reach the scheduler now, from its status alone (any thread)."""
+        status = str(getattr(self._client, "status", "closed"))
+        if status in ("closing", "closed"):
+            return f"the Dask Client connected to {self._address} was closed"
+        if status != "running":
+            return self._down()
+        return None
+
+    def _down(self) -> str:
+        return f"the connection to the Dask scheduler at {self._address} was lost"
+
+    def _advice(self, reason: str) -> str:
+        if "was closed" in reason:
+            return "create a new DaskExecutor with a connected Client"
+        return (
+            "check that the scheduler is running and reachable from this kernel, then run the job again (the "
+            "Client reconnects by itself when the scheduler is back at that address within "
+            f"distributed.comm.timeouts.connect, {self._lost_after:g} s; after that create a new DaskExecutor)"
+        )
+
+    def _cut_off(self, run: _DaskRun, reason: str) -> RunOutcome:
+        """How a run ends when the kernel lost the scheduler: lost once it was told to start (the job
+        may have run, and may still run until its Dask worker loses the scheduler too), else failed."""
+        advice = self._advice(reason)
+        if run.placement is None:
+            return RunOutcome("failed", error=f'job "{run.name}" did not start: {reason} before it started; {advice}')
+        when = "while the job ran" if run.started else "after it was told to start the job"
+        where = f"on the Dask worker {run.placement[0]}"
+        text = f"{reason} {when} {where}, whose events cannot reach this kernel any more; {advice}"
+        return RunOutcome("failed", error=lost_reason(run.name, text), lost=True)
 
     def _lost(self, run: _DaskRun, address: str) -> RunOutcome:
         when = "while the job ran" if run.started else "after it was told to start the job"
@@ -754,6 +886,19 @@ class _RemovedWorkers:
             else:
                 client.unsubscribe_topic("all")
 
+    @classmethod
+    def resubscribe(cls, client: Any) -> None:
+        """The Client reconnected: its new connection knows no topic; subscribe ``all`` again with
+        the handler the Client has for it now (this watcher's, or one set after it)."""
+        with cls._lock:
+            watcher = cls._by_client.get(client)
+        if watcher is None:
+            return
+        handlers = getattr(client, "_event_handlers", None)
+        current = handlers.get("all") if isinstance(handlers, dict) else None
+        with contextlib.suppress(Exception):
+            client.subscribe_topic("all", current if callable(current) else watcher.on_event)
+
     def on_event(self, event: tuple[float, Any]) -> Any:
         """On the Client's event loop: pass a removed worker's address on, nothing else."""
         message = event[1]
@@ -768,6 +913,18 @@ class _RemovedWorkers:
 
 
 _new_client: Any = Client  # (its constructor is untyped)
+
+
+def _connect_timeout() -> float:
+    """Dask's ``distributed.comm.timeouts.connect`` in seconds (30 by default): how long the Client
+    tries to reconnect, and how long a scheduler may stay silent before its runs count as lost."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="s")
+    return float(seconds) if seconds else 30.0
+
+
 _UNKNOWN = object()
 
 

@@ -22,10 +22,12 @@ The supervising task:
    recomputed it) and for a run cancelled meanwhile. So a job starts at most once. No answer
    within :data:`GATE_TIMEOUT`, or the kernel releasing the task, is a ``no`` too;
 4. forwards the local run's events to the kernel (batched: a report goes at once, output alone at
-   most every 20 ms) until ``exited``; messages, cancel and kill from the kernel reach the local
-   run through :func:`control`. Before ``go`` only an ``exited`` is forwarded (the job could not be
-   prepared: a reference that does not import here, a bad pickle); output printed while a
-   function's module was imported waits for ``go``.
+   most every 20 ms) until ``exited``, and kills the local run if the kernel released the task
+   meanwhile (its Client lost the scheduler, or it ended the run as lost: nobody would hear it);
+   messages, cancel and kill from the kernel reach the local run through :func:`control`. Before
+   ``go`` only an ``exited`` is forwarded (the job could not be prepared: a reference that does
+   not import here, a bad pickle); output printed while a function's module was imported waits
+   for ``go``.
 
 Everything sent to the kernel is ``{"r": run key, "t": token, "a": worker address, ...}`` with
 ``"ready": True`` or ``"e"``: the cloudpickled list of :class:`WorkerEvent` objects.
@@ -66,6 +68,7 @@ GATE_TIMEOUT = 120.0
 
 _OUTPUT_INTERVAL = 0.02  # output alone is forwarded at most this often ...
 _OUTPUT_BATCH = 256 * 1024  # ... unless this many characters are waiting
+_WANTED_CHECK = 1.0  # seconds between two looks at whether the kernel still wants a started run
 
 _runs: dict[tuple[str, str], _Placement] = {}  # (run key, token) -> the placement waiting or running here
 _runs_lock = threading.Lock()
@@ -280,6 +283,8 @@ class _Placement:
         local run with it."""
         deadline = time.monotonic() + timeout
         last = 0.0
+        next_check = time.monotonic() + _WANTED_CHECK
+        killed = False
         while True:
             with self._changed:
                 while True:
@@ -303,7 +308,16 @@ class _Placement:
                         or sum(len(e.payload[1]) for e in events) >= _OUTPUT_BATCH
                     ):
                         break
-                    self._changed.wait(None if not events else _OUTPUT_INTERVAL - (now - last))
+                    if not killed and now >= next_check:
+                        next_check = now + _WANTED_CHECK
+                        if not self._still_wanted():
+                            # The kernel released the task (it lost the scheduler, or ended the run
+                            # as lost): nobody hears this run any more, so it must not go on running.
+                            killed = True
+                            self._handle.kill()
+                            continue
+                    wait = next_check - now if not events else min(next_check - now, _OUTPUT_INTERVAL - (now - last))
+                    self._changed.wait(max(0.0, wait))
                 self._events = []
             last = time.monotonic()
             batch = [self._translate(e) for e in events]

@@ -1,0 +1,188 @@
+"""DaskExecutor when the kernel's Client loses its scheduler: a ``dask scheduler`` and a ``dask worker``
+started here as processes (stopped by pid, always), the scheduler killed or frozen mid-run. Every run in
+flight ends (lost once its job was told to start) with an error naming the scheduler's address and what
+to do, submits fail at once while the connection is gone, and the job does not go on running. No mocks;
+waits on events with deadlines, never blind sleeps."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+from executor_helpers import WAIT, Recorder, count_files, reference, wait_gone
+from polling import wait_until
+
+from jobmanager_nb.executors import OffloadedTask
+from jobmanager_nb.executors.dask import DaskExecutor
+
+pytestmark = pytest.mark.timeout(120)
+
+distributed = pytest.importorskip("distributed")
+
+TESTS = Path(__file__).resolve().parent
+DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
+
+
+@dataclass
+class Cli:
+    address: str
+    scheduler: subprocess.Popen[bytes]
+    worker: subprocess.Popen[bytes]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL ``process`` and what it started (a nanny's worker), by pid; a frozen one is woken first."""
+    try:
+        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.send_signal(signal.SIGCONT)
+            member.kill()
+    psutil.wait_procs(family, timeout=15)
+    process.wait(15)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Iterator[Cli]:
+    """A scheduler and one one-thread worker of this test's own (it kills or freezes the scheduler)."""
+    assert DASK is not None, "the dask command is missing: distributed installs it"
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "DASK_TEMPORARY_DIRECTORY": str(tmp_path),
+    }
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1", "--port", "0"]
+        scheduler = subprocess.Popen(
+            [*command, "--no-dashboard"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(scheduler)
+
+        def address() -> str | None:
+            assert scheduler.poll() is None, "dask scheduler exited"
+            try:
+                return str(json.loads(scheduler_file.read_text())["address"])
+            except (FileNotFoundError, ValueError, KeyError):
+                return None  # not written yet, or half written
+
+        found = wait_until(address, timeout=60)
+        command = [DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-dashboard"]
+        worker = subprocess.Popen(
+            [*command, "--host", "127.0.0.1", "--local-directory", str(tmp_path / "worker")],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(worker)
+        yield Cli(found, scheduler, worker)
+    finally:
+        for process in reversed(started):
+            _stop(process)
+
+
+def marking(directory: Path) -> OffloadedTask:
+    """A run of jobs.dask_jobs:mark_start: one file in ``directory`` per start, its pid, a 60 s sleep."""
+    task = reference("x", data={"dir": str(directory), "sleep": 60}, name="X")
+    return OffloadedTask(task.run_id, "X", "reference", "jobs.dask_jobs:mark_start", task.data_json)
+
+
+def start_marking(executor: DaskExecutor, directory: Path) -> tuple[Recorder, int]:
+    directory.mkdir()
+    executor.client.wait_for_workers(1, timeout=60)
+    events = Recorder()
+    executor.submit(marking(directory), events)
+    _, pid = events.wait_message(lambda m: isinstance(m, tuple), timeout=60)
+    return events, pid
+
+
+def test_a_run_ends_lost_when_the_scheduler_is_killed_and_submits_then_fail_clearly(cli: Cli, tmp_path: Path) -> None:
+    executor = DaskExecutor(cli.address)
+    try:
+        events, job_pid = start_marking(executor, tmp_path / "marks")
+        cli.scheduler.kill()
+        outcome = events.outcome(timeout=WAIT)
+        assert (outcome.status, outcome.lost, outcome.cancelled) == ("failed", True, False)
+        error = outcome.error or ""
+        assert error.startswith(
+            f'Worker for job "X" was lost: the connection to the Dask scheduler at {cli.address} was lost '
+            "while the job ran on the Dask worker tcp://127.0.0.1:"
+        ), error
+        assert "check that the scheduler is running and reachable from this kernel" in error
+        assert events.kinds().count("exited") == 1
+
+        after = Recorder()
+        executor.submit(reference("noop", name="N"), after)
+        failed = after.outcome(timeout=5)
+        assert after.kinds() == ["exited"] and not failed.lost
+        assert (failed.error or "").startswith(
+            f'job "N" was not submitted: the connection to the Dask scheduler at {cli.address} was lost; check'
+        ), failed.error
+        assert wait_gone([job_pid], timeout=WAIT) == []  # its Dask worker lost the scheduler too
+        assert count_files(tmp_path / "marks") == 1
+    finally:
+        began = time.monotonic()
+        executor.shutdown(timeout=2)
+        assert time.monotonic() - began < 15
+
+
+def test_a_run_ends_lost_when_the_scheduler_stops_answering_and_its_job_is_then_killed(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """A frozen scheduler (SIGSTOP: the connection stays open, nothing answers) is noticed after
+    ``distributed.comm.timeouts.connect``; once it answers again the job it was running is killed on
+    its worker (nobody hears it any more) and new runs work."""
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        executor = DaskExecutor(cli.address)
+    try:
+        events, job_pid = start_marking(executor, tmp_path / "marks")
+        cli.scheduler.send_signal(signal.SIGSTOP)
+        frozen = time.monotonic()
+        outcome = events.outcome(timeout=WAIT)
+        assert time.monotonic() - frozen < 10
+        assert (outcome.status, outcome.lost) == ("failed", True)
+        error = outcome.error or ""
+        assert error.startswith(
+            f'Worker for job "X" was lost: the connection to the Dask scheduler at {cli.address} was lost '
+            "(it has not answered for "
+        ), error
+        assert "while the job ran on the Dask worker" in error
+
+        after = Recorder()
+        executor.submit(reference("noop", name="N"), after)
+        assert "was not submitted: the connection to the Dask scheduler" in (after.outcome(timeout=5).error or "")
+
+        cli.scheduler.send_signal(signal.SIGCONT)
+        assert wait_gone([job_pid], timeout=WAIT) == []
+
+        def works_again() -> bool:
+            again = Recorder()
+            executor.submit(reference("add", data={"a": 1, "b": 2}), again)
+            return again.outcome(timeout=WAIT).result == 3
+
+        wait_until(works_again, timeout=WAIT, interval=0.5)
+        assert count_files(tmp_path / "marks") == 1
+    finally:
+        cli.scheduler.send_signal(signal.SIGCONT)
+        executor.shutdown(timeout=2)

@@ -1,0 +1,43 @@
+"""DaskExecutor when Dask itself gives a run up: a task whose every Dask worker died before the job
+could start (``distributed.scheduler.allowed-failures`` exhausted) ends the run failed, saying so,
+with none of the job's code run. A real LocalCluster whose worker SIGKILLs itself as the task starts
+executing there (jobs.dask_plugins). No mocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from executor_helpers import WAIT, Recorder, count_files, dask_cluster, reference
+
+from jobmanager_nb.executors import OffloadedTask
+from jobmanager_nb.executors.dask import DaskExecutor
+
+pytestmark = pytest.mark.timeout(120)
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_a_task_whose_workers_all_died_before_the_start_fails_saying_so(tmp_path: Path) -> None:
+    import dask
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), dask_cluster(n_workers=1) as cluster:
+        executor = DaskExecutor(cluster)
+        try:
+            from jobs.dask_plugins import DieWhenExecuting
+
+            executor.client.register_plugin(DieWhenExecuting("doomed-"), name="die-when-executing")
+            task = reference("x", data={"dir": str(tmp_path), "sleep": 0})
+            events = Recorder()
+            executor.submit(
+                OffloadedTask(task.run_id, "doomed", "reference", "jobs.dask_jobs:mark_start", task.data_json), events
+            )
+            outcome = events.outcome(timeout=WAIT)
+            assert events.kinds() == ["exited"]
+            assert (outcome.status, outcome.lost, outcome.cancelled) == ("failed", False, False)
+            error = outcome.error or ""
+            assert error.startswith('Worker for job "doomed": its Dask task failed before the job started'), error
+            assert "KilledWorker" in error
+            assert count_files(tmp_path) == 0
+        finally:
+            executor.shutdown(timeout=5)

@@ -511,3 +511,29 @@ def test_the_worker_side_processes_are_shut_down_with_the_worker(client: Any, ex
         return PLUGIN_NAME in dask_worker.plugins
 
     assert all(client.run(has_processes).values())
+
+
+def test_a_run_still_ends_lost_when_someone_subscribes_the_all_topic_after_the_executor(
+    client: Any, tmp_path: Path
+) -> None:
+    """The Client keeps one handler per topic: a handler for the scheduler's ``all`` topic set after the
+    executor (by the user, by another library) replaces the executor's. A dead worker's run still ends
+    lost, and that handler still hears every event."""
+    executor = DaskExecutor(client)
+    heard: list[Any] = []
+    try:
+        client.subscribe_topic("all", heard.append)
+        _, events = start(executor, marking(tmp_path, name="X"))
+        events.wait_message(lambda m: isinstance(m, tuple))
+        address = kill_worker_of(client, events)
+        outcome = events.outcome()
+        assert (outcome.status, outcome.lost) == ("failed", True), outcome.error
+        assert outcome.error == f'Worker for job "X" was lost: the Dask worker {address} died while the job ran'
+        wait_until(lambda: any(e[1].get("action") == "remove-worker" for e in heard), WAIT)
+        quiet(client)
+        assert count_files(tmp_path) == 1
+        executor.shutdown(timeout=5)
+        assert client._event_handlers.get("all") == heard.append  # the executor left it in place
+    finally:
+        executor.shutdown(timeout=5)
+        client.unsubscribe_topic("all")

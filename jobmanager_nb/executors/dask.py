@@ -600,7 +600,9 @@ class DaskExecutor(Executor):
             if not run.settled:
                 self._settle(run, self._cut_off(run, self._status_problem() or self._down()))
             return
-        if placement is not None and detail not in ("refused", "no-answer", "failed"):
+        if placement is not None:
+            # Told "go", and its task ended without this placement's "exited": the task ran again
+            # elsewhere (another placement refused, gave up or failed there), so this worker died.
             outcome = self._lost(run, placement[0])
         elif status == "error":
             outcome = RunOutcome(
@@ -636,6 +638,7 @@ class DaskExecutor(Executor):
             with contextlib.suppress(Exception):
                 client.subscribe_topic(self._topic, self._on_topic_event)
             _RemovedWorkers.resubscribe(client)
+        _RemovedWorkers.ensure(client)
         with self._lock:
             in_flight = [run for run in self._runs.values() if not run.settled]
             disconnected = self._disconnected
@@ -850,7 +853,13 @@ class _Courier:
 class _RemovedWorkers:
     """One subscription per Client to the scheduler's ``all`` topic, where it announces a removed
     worker; shared by every DaskExecutor on that Client (a Client keeps one handler per topic), and
-    calling the handler that was there before, which is put back when the last executor leaves."""
+    calling the handler that was there before, which is put back when the last executor leaves.
+
+    A handler set for ``all`` after it (by the user, by another library) would replace it: each
+    executor looks every second (:meth:`ensure`) and puts it back in front, calling that handler in
+    turn. Which handler the Client has is read from its private ``_event_handlers`` (Dask offers no
+    public way); without that attribute the watcher cannot chain or notice a replacement, and then
+    a dead worker's run still ends lost, only later: when Dask's rerun of its task is refused."""
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
     _by_client: ClassVar[weakref.WeakKeyDictionary[Any, _RemovedWorkers]] = weakref.WeakKeyDictionary()
@@ -858,8 +867,7 @@ class _RemovedWorkers:
     def __init__(self, client: Any) -> None:
         self.client: Any = client
         self.executors: list[weakref.ref[DaskExecutor]] = []
-        handlers = getattr(client, "_event_handlers", {})
-        self.previous: Callable[[Any], Any] | None = handlers.get("all") if isinstance(handlers, dict) else None
+        self.previous: Callable[[Any], Any] | None = _all_handler(client)
 
     @classmethod
     def watch(cls, client: Any, executor: DaskExecutor) -> None:
@@ -880,11 +888,25 @@ class _RemovedWorkers:
             if watcher.executors:
                 return
             del cls._by_client[client]
+        if _all_handler(client) not in (watcher.on_event, None):
+            return  # someone else's handler came after this watcher: leave it there
         with contextlib.suppress(Exception):
             if watcher.previous is not None:
                 client.subscribe_topic("all", watcher.previous)
             else:
                 client.unsubscribe_topic("all")
+
+    @classmethod
+    def ensure(cls, client: Any) -> None:
+        """Put the watcher back in front when another handler replaced it (any thread but the loop)."""
+        with cls._lock:
+            watcher = cls._by_client.get(client)
+        current = _all_handler(client)
+        if watcher is None or current is None or current == watcher.on_event:
+            return  # (None: not known, or nobody: unsubscribed entirely, which resubscribe() handles)
+        watcher.previous = current
+        with contextlib.suppress(Exception):
+            client.subscribe_topic("all", watcher.on_event)
 
     @classmethod
     def resubscribe(cls, client: Any) -> None:
@@ -894,10 +916,9 @@ class _RemovedWorkers:
             watcher = cls._by_client.get(client)
         if watcher is None:
             return
-        handlers = getattr(client, "_event_handlers", None)
-        current = handlers.get("all") if isinstance(handlers, dict) else None
+        current = _all_handler(client)
         with contextlib.suppress(Exception):
-            client.subscribe_topic("all", current if callable(current) else watcher.on_event)
+            client.subscribe_topic("all", current if current is not None else watcher.on_event)
 
     def on_event(self, event: tuple[float, Any]) -> Any:
         """On the Client's event loop: pass a removed worker's address on, nothing else."""
@@ -913,6 +934,14 @@ class _RemovedWorkers:
 
 
 _new_client: Any = Client  # (its constructor is untyped)
+
+
+def _all_handler(client: Any) -> Callable[[Any], Any] | None:
+    """The Client's handler for the ``all`` topic, read from its private ``_event_handlers``; None
+    when it has none or the attribute is not there (another distributed version)."""
+    handlers = getattr(client, "_event_handlers", None)
+    handler = handlers.get("all") if isinstance(handlers, dict) else None
+    return handler if callable(handler) else None
 
 
 def _connect_timeout() -> float:

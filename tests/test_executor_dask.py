@@ -537,3 +537,15 @@ def test_a_run_still_ends_lost_when_someone_subscribes_the_all_topic_after_the_e
     finally:
         executor.shutdown(timeout=5)
         client.unsubscribe_topic("all")
+
+
+def test_an_asynchronous_client_is_refused_saying_what_to_pass_instead(cluster: Any) -> None:
+    async def refused() -> str:
+        async with distributed.Client(cluster.scheduler_address, asynchronous=True, set_as_default=False) as ac:
+            with pytest.raises(TypeError) as info:
+                DaskExecutor(ac)
+            return str(info.value)
+
+    message = asyncio.run(refused())
+    assert "synchronous Client" in message and "asynchronous=True" in message
+    assert f'DaskExecutor("{cluster.scheduler_address}")' in message

@@ -220,7 +220,12 @@ class DaskExecutor(Executor):
     def _connect(self, cluster: Any) -> Any:
         if isinstance(cluster, Client):
             if cluster.asynchronous:
-                raise TypeError("DaskExecutor needs a synchronous Client (not one made with asynchronous=True)")
+                address = getattr(cluster.scheduler, "address", None) or "tcp://scheduler:8786"
+                raise TypeError(
+                    "DaskExecutor needs a synchronous Client, not one made with asynchronous=True (its own threads "
+                    f'call the Client): pass the scheduler\'s address instead, DaskExecutor("{address}"), and the '
+                    "executor connects a Client of its own"
+                )
             if cluster.status not in ("running", "connecting", "newly-created"):
                 raise RuntimeError(f"this Dask Client is {cluster.status}; pass a connected one")
             return cluster

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -34,11 +33,54 @@ TESTS = Path(__file__).resolve().parent
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")
 
 
-@dataclass
 class Cli:
-    address: str
-    scheduler: subprocess.Popen[bytes]
-    worker: subprocess.Popen[bytes]
+    """A ``dask scheduler`` and a one-thread ``dask worker`` of one test's own, started by pid (the test
+    kills, freezes or restarts the scheduler); :meth:`stop_all` stops every process started here."""
+
+    def __init__(self, home: Path) -> None:
+        assert DASK is not None, "the dask command is missing: distributed installs it"
+        self.home = home
+        self.scheduler_file = home / "scheduler.json"
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]),
+            "DASK_TEMPORARY_DIRECTORY": str(home),
+        }
+        self.started: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+        self.scheduler = self.start_scheduler(port=0)
+        self.worker = self.start_worker()
+
+    def _popen(self, command: list[str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            command, cwd=self.home, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        self.started.append(process)
+        return process
+
+    def start_scheduler(self, port: int) -> subprocess.Popen[bytes]:
+        """A scheduler on ``port`` (0: any), waited for until it wrote its address."""
+        self.scheduler_file.unlink(missing_ok=True)
+        command = [DASK or "dask", "scheduler", "--scheduler-file", str(self.scheduler_file), "--host", "127.0.0.1"]
+        scheduler = self._popen([*command, "--port", str(port), "--no-dashboard"])
+
+        def address() -> str | None:
+            assert scheduler.poll() is None, "dask scheduler exited"
+            try:
+                return str(json.loads(self.scheduler_file.read_text())["address"])
+            except (FileNotFoundError, ValueError, KeyError):
+                return None  # not written yet, or half written
+
+        self.address = wait_until(address, timeout=60)
+        return scheduler
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        command = [DASK or "dask", "worker", "--scheduler-file", str(self.scheduler_file), "--nthreads", "1"]
+        return self._popen([*command, "--no-dashboard", "--host", "127.0.0.1"])
+
+    def stop_all(self) -> None:
+        for process in reversed(self.started):
+            _stop(process)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -57,47 +99,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Iterator[Cli]:
-    """A scheduler and one one-thread worker of this test's own (it kills or freezes the scheduler)."""
-    assert DASK is not None, "the dask command is missing: distributed installs it"
-    scheduler_file = tmp_path / "scheduler.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(TESTS), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "DASK_TEMPORARY_DIRECTORY": str(tmp_path),
-    }
-    started: list[subprocess.Popen[bytes]] = []
+    processes = Cli(tmp_path)
     try:
-        command = [DASK, "scheduler", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1", "--port", "0"]
-        scheduler = subprocess.Popen(
-            [*command, "--no-dashboard"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(scheduler)
-
-        def address() -> str | None:
-            assert scheduler.poll() is None, "dask scheduler exited"
-            try:
-                return str(json.loads(scheduler_file.read_text())["address"])
-            except (FileNotFoundError, ValueError, KeyError):
-                return None  # not written yet, or half written
-
-        found = wait_until(address, timeout=60)
-        command = [DASK, "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1", "--no-dashboard"]
-        worker = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--local-directory", str(tmp_path / "worker")],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(worker)
-        yield Cli(found, scheduler, worker)
+        yield processes
     finally:
-        for process in reversed(started):
-            _stop(process)
+        processes.stop_all()
 
 
 def marking(directory: Path) -> OffloadedTask:
@@ -185,4 +191,32 @@ def test_a_run_ends_lost_when_the_scheduler_stops_answering_and_its_job_is_then_
         assert count_files(tmp_path / "marks") == 1
     finally:
         cli.scheduler.send_signal(signal.SIGCONT)
+        executor.shutdown(timeout=2)
+
+
+def test_after_the_client_reconnects_runs_work_again(cli: Cli, tmp_path: Path) -> None:
+    """The scheduler comes back at the same address: Dask's Client reconnects by itself, but its new
+    connection has no topic subscriptions; the executor subscribes its own again, so the next run's
+    events arrive."""
+    executor = DaskExecutor(cli.address)
+    try:
+        events, _ = start_marking(executor, tmp_path / "marks")
+        address = cli.address
+        cli.scheduler.kill()
+        assert events.outcome(timeout=WAIT).lost
+        _stop(cli.worker)  # (a dask worker whose scheduler is gone closes by itself, after a while)
+        cli.scheduler = cli.start_scheduler(port=int(address.rsplit(":", 1)[1]))
+        assert cli.address == address
+        cli.worker = cli.start_worker()
+        wait_until(lambda: executor.client.status == "running", WAIT)
+        executor.client.wait_for_workers(1, timeout=60)
+
+        def runs() -> bool:
+            again = Recorder()
+            executor.submit(reference("add", data={"a": 2, "b": 3}), again)
+            outcome = again.outcome(timeout=WAIT)
+            return outcome.result == 5 and again.kinds() == ["started", "exited"]
+
+        wait_until(runs, timeout=WAIT, interval=0.2)  # (until the executor noticed the new connection)
+    finally:
         executor.shutdown(timeout=2)

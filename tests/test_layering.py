@@ -126,3 +126,29 @@ def test_every_public_name_resolves_from_the_package():
     assert {"JobManager", "JobHandle", "worker", "get_manager", "MemoryStore", "TinyDBStore"} <= public
     missing = [name for name in jobmanager_nb.__all__ if getattr(jobmanager_nb, name, None) is None]
     assert missing == []
+
+
+DASK_MODULES = {PACKAGE / "executors" / "dask.py", PACKAGE / "executors" / "dask_worker.py"}
+
+
+def test_only_the_dask_executor_modules_import_distributed_or_dask():
+    for path in PACKAGE.rglob("*.py"):
+        imported = _imported_top_levels(path)
+        for module in ("distributed", "dask"):
+            if module in imported:
+                assert path in DASK_MODULES, f"{path.relative_to(PACKAGE.parent)} imports {module}"
+
+
+def test_running_offloaded_jobs_locally_never_imports_distributed():
+    code = (
+        "import sys, jobmanager_nb\n"
+        "from jobmanager_nb import JobManager\n"
+        "from jobmanager_nb.executors import ProcessExecutor\n"
+        "m = JobManager(executors={'spare': ProcessExecutor()})\n"
+        "m.add_job('json:dumps', name='j', data=[1], executor='spare')\n"
+        "print(m.wait('j', 30).result)\n"
+        "m.close()\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('distributed', 'dask')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["[1]", "[]"], out.stderr

@@ -200,8 +200,8 @@ class InlineRunner:
             sink_token = capture.active_sink.set(lambda stream, text: self._output(run, stream, text))
         outer, self.running_sync = self.running_sync, run
         try:
-            held.suspend()
             try:
+                held.suspend()  # may raise a Ctrl-C noted meanwhile: resume() is due all the same
                 if d.call_without_data:
                     assert d.target.func is not None
                     result = d.target.func()
@@ -236,8 +236,8 @@ class InlineRunner:
             if timeout is not None:
                 timer = self.loop.call_later(timeout, self._time_out, run, attempt)
             try:
-                held.suspend()
                 try:
+                    held.suspend()  # may raise a Ctrl-C noted meanwhile: resume() is due all the same
                     result = await awaitable
                 finally:
                     held.resume()

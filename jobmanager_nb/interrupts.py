@@ -61,16 +61,25 @@ class InterruptsHeld:
         self.arrived = True
 
     def suspend(self) -> None:
-        """From here a SIGINT interrupts at once, as outside the block (one noted meanwhile is raised now)."""
+        """From here a SIGINT interrupts at once, as outside the block and every block around it (one noted
+        meanwhile, by this block or by those around it, is raised now)."""
         previous = self.previous
         if previous is not None:
+            arrived = self.arrived
+            self.arrived = False
+            outer = getattr(previous, "__self__", None)
+            while type(outer) is InterruptsHeld:  # nested in a hold in force: suspend past it too
+                arrived = arrived or outer.arrived
+                outer.arrived = False
+                previous = outer.previous
+                outer = getattr(previous, "__self__", None)
             _SIGNALS.signal(_SIGINT, previous)
-            if self.arrived:
-                self.arrived = False
+            if arrived:
                 _SIGNALS.raise_signal(_SIGINT)
 
     def resume(self) -> None:
-        """Hold SIGINTs back again, after :meth:`suspend`."""
+        """Hold SIGINTs back again, after :meth:`suspend` (call it in a ``finally`` that covers the
+        :meth:`suspend` too: a noted signal raised there must not leave the hold off)."""
         if self.previous is not None:
             _SIGNALS.signal(_SIGINT, self._arrived)
 

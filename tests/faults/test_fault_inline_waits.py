@@ -10,14 +10,18 @@ cell runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import random
 import signal
 from pathlib import Path
+from typing import Any
 
 from fault_helpers import BASE_SEED, QUICK, InterruptAt, ended, keeps_working, on_the_main_thread_loop
 
 from jobmanager_nb import JobFailedError, JobManager
+from jobmanager_nb.interrupts import InterruptsHeld
 
 PACKAGE = str(Path(__file__).resolve().parents[2] / "jobmanager_nb")
 SAMPLED_POINTS = 80
@@ -78,3 +82,74 @@ def test_a_sigint_at_any_point_of_a_cells_wait_for_an_inline_job_leaves_the_mana
 
     on_the_main_thread_loop(body)
     assert heard.get("interrupted", 0) > 0, heard  # the signals did reach the cell
+
+
+def holds_in_force() -> int:
+    """How many ``InterruptsHeld`` blocks hold SIGINT back now, innermost first along their chain."""
+    count = 0
+    handler = signal.getsignal(signal.SIGINT)
+    while isinstance(getattr(handler, "__self__", None), InterruptsHeld):
+        count += 1
+        handler = handler.__self__.previous  # type: ignore[union-attr]
+    return count
+
+
+def test_a_sigint_in_a_sync_job_started_as_an_async_job_ends_interrupts_it_at_once() -> None:
+    """With one inline run at a time, the sync job is started by the async job's task as it ends, inside the
+    task's own hold: the Ctrl-C must still reach the job's code, not wait for the task's hold to end."""
+    reached: list[str] = []
+
+    async def first() -> int:
+        await asyncio.sleep(0)
+        return 1
+
+    def second() -> int:
+        signal.raise_signal(signal.SIGINT)
+        reached.append("the code after the signal")
+        return 2
+
+    def body(m: JobManager) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        m.add_job(first, name="first", offloaded=False)
+        m.add_job(second, name="second", offloaded=False)
+        with contextlib.suppress(KeyboardInterrupt, JobFailedError):
+            m.wait("second", QUICK)
+        run = ended(m, "second")
+        assert (run.outcome, reached) == ("cancelled", []), (run.outcome, run.error, reached)
+        assert ended(m, "first").outcome == "finished"
+        keeps_working(m, "after the interrupted job")
+
+    on_the_main_thread_loop(body, inline_concurrency=1)
+
+
+def test_a_sigint_noted_as_a_sync_run_starts_ends_it_with_sigint_still_held_back() -> None:
+    """A Ctrl-C held back while the run is started is raised as the job's call begins; the run's ending that
+    follows must still be made under the pump's hold (a second Ctrl-C there would leave it started)."""
+    seen: list[int] = []
+
+    def body(m: JobManager) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        runner = m._inline
+        start, finish = runner._start, runner._finish
+
+        def start_then_ctrl_c(run: Any) -> bool | None:
+            started = start(run)
+            if run.job.name == "job":
+                signal.raise_signal(signal.SIGINT)  # noted by the pump's hold
+            return started
+
+        def finish_seeing_holds(run: Any, *args: Any, **kwargs: Any) -> None:
+            if run.job.name == "job":
+                seen.append(holds_in_force())
+            finish(run, *args, **kwargs)
+
+        runner._start, runner._finish = start_then_ctrl_c, finish_seeing_holds
+        m.add_job(lambda: 7, name="job", offloaded=False)
+        with contextlib.suppress(KeyboardInterrupt, JobFailedError):
+            m.wait("job", QUICK)
+        run = ended(m, "job")
+        assert run.outcome == "cancelled", (run.outcome, run.error)
+        assert seen == [1], seen
+        keeps_working(m, "after the interrupted start")
+
+    on_the_main_thread_loop(body)

@@ -196,8 +196,8 @@ def test_a_run_ends_lost_when_the_scheduler_stops_answering_and_its_job_is_then_
 
 def test_after_the_client_reconnects_runs_work_again(cli: Cli, tmp_path: Path) -> None:
     """The scheduler comes back at the same address: Dask's Client reconnects by itself, but its new
-    connection has no topic subscriptions; the executor subscribes its own again, so the next run's
-    events arrive."""
+    connection has no topic subscriptions; the executor subscribes its own again before the next
+    submit goes out, so a run submitted the moment the Client is back gets its events."""
     executor = DaskExecutor(cli.address)
     try:
         events, _ = start_marking(executor, tmp_path / "marks")
@@ -205,18 +205,15 @@ def test_after_the_client_reconnects_runs_work_again(cli: Cli, tmp_path: Path) -
         cli.scheduler.kill()
         assert events.outcome(timeout=WAIT).lost
         _stop(cli.worker)  # (a dask worker whose scheduler is gone closes by itself, after a while)
+        cli.scheduler_file.unlink()
+        cli.worker = cli.start_worker()  # it waits for the scheduler's file, then joins at once
         cli.scheduler = cli.start_scheduler(port=int(address.rsplit(":", 1)[1]))
         assert cli.address == address
-        cli.worker = cli.start_worker()
-        wait_until(lambda: executor.client.status == "running", WAIT)
-        executor.client.wait_for_workers(1, timeout=60)
-
-        def runs() -> bool:
-            again = Recorder()
-            executor.submit(reference("add", data={"a": 2, "b": 3}), again)
-            outcome = again.outcome(timeout=WAIT)
-            return outcome.result == 5 and again.kinds() == ["started", "exited"]
-
-        wait_until(runs, timeout=WAIT, interval=0.2)  # (until the executor noticed the new connection)
+        wait_until(lambda: executor.client.status == "running", WAIT, interval=0.001)
+        again = Recorder()
+        executor.submit(reference("add", data={"a": 2, "b": 3}), again)
+        outcome = again.outcome(timeout=WAIT)
+        assert (outcome.status, outcome.result) == ("finished", 5), outcome.error
+        assert again.kinds() == ["started", "exited"]
     finally:
         executor.shutdown(timeout=2)

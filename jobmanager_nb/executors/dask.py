@@ -209,7 +209,8 @@ class DaskExecutor(Executor):
         self._lost_after = _connect_timeout()
         self._contact = time.monotonic()  # when the scheduler last answered a probe (or nothing was watched)
         self._probing = False  # a probe is in flight (set here, cleared on the Client's loop)
-        self._comm = getattr(self._client, "scheduler_comm", None)  # the Client's current connection
+        self._comm = getattr(self._client, "scheduler_comm", None)  # the Client's connection; _subscribing
+        self._subscribing = threading.Lock()
         self._disconnected: str | None = None  # why the connection counts as lost, while it does
         self._dispatcher.start()
         self._client.subscribe_topic(self._topic, self._on_topic_event)
@@ -304,6 +305,7 @@ class DaskExecutor(Executor):
         _check_task(task)
         run = _DaskRun(self, task, listener)
         spec, failure = self._spec(run)
+        self._follow_reconnect()  # (before the task goes out: its events need the subscription)
         with self._lock:
             if self._closing:
                 raise RuntimeError("this DaskExecutor has been shut down; create a new one")
@@ -600,10 +602,13 @@ class DaskExecutor(Executor):
                 return
             placement = run.placement
         if status == "cancelled" and (detail == "scheduler-connection-lost" or self._status_problem() is not None):
-            # The Client cancels all its futures when it loses the scheduler: every run is concerned.
-            self._check_connection(self._status_problem() or self._down())
+            # The Client cancels all its futures when it loses the scheduler: every run is concerned
+            # (unless it reconnected already: then each cancelled future ends its own run).
+            problem = self._status_problem()
+            if problem is not None:
+                self._check_connection(problem)
             if not run.settled:
-                self._settle(run, self._cut_off(run, self._status_problem() or self._down()))
+                self._settle(run, self._cut_off(run, problem or self._down()))
             return
         if placement is not None:
             # Told "go", and its task ended without this placement's "exited": the task ran again
@@ -636,13 +641,8 @@ class DaskExecutor(Executor):
         reconnected gets the executor's topics subscribed again (the new connection has none)."""
         now = time.monotonic()
         client = self._client
-        comm = getattr(client, "scheduler_comm", None)
-        if reason is None and self._status_problem() is None and comm is not None and comm is not self._comm:
-            self._comm = comm  # reconnected: subscribe again, and count the scheduler as answering
-            self._contact = now
-            with contextlib.suppress(Exception):
-                client.subscribe_topic(self._topic, self._on_topic_event)
-            _RemovedWorkers.resubscribe(client)
+        if reason is None:
+            self._follow_reconnect()
         _RemovedWorkers.ensure(client)
         with self._lock:
             in_flight = [run for run in self._runs.values() if not run.settled]
@@ -666,6 +666,22 @@ class DaskExecutor(Executor):
             log.warning("jobmanager_nb: %s; the DaskExecutor's runs in flight end lost", reason)
         for run in in_flight:
             self._settle(run, self._cut_off(run, reason))
+
+    def _follow_reconnect(self) -> None:
+        """When the Client is connected on a new connection (it reconnected), subscribe the executor's
+        topics again and count the connection as back (any thread: the dispatcher's check, submit)."""
+        client = self._client
+        with self._subscribing:
+            comm = getattr(client, "scheduler_comm", None)
+            if self._status_problem() is not None or comm is None or comm is self._comm:
+                return
+            self._comm = comm
+            with contextlib.suppress(Exception):
+                client.subscribe_topic(self._topic, self._on_topic_event)
+            _RemovedWorkers.resubscribe(client)
+            self._contact = time.monotonic()
+            with self._lock:
+                self._disconnected = None
 
     def _probe(self) -> None:
         """Ask the scheduler something small on the Client's loop; its answer is a sign of life."""

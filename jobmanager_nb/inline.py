@@ -211,7 +211,7 @@ class InlineRunner:
                 held.resume()
             if result is not None and inspect.isawaitable(result):
                 run.task = task = asyncio.ensure_future(self._await(run, attempt, result), loop=self.loop)
-                task.add_done_callback(lambda done: self._task_gone(run, attempt, done))
+                task.add_done_callback(lambda done: self._task_gone(run, attempt, done, result))
                 if run.cancel_requested:
                     task.cancel()
                 return
@@ -230,37 +230,44 @@ class InlineRunner:
             _current.reset(context_token)
 
     async def _await(self, run: RunState, attempt: int, awaitable: Any) -> None:
+        # No hold spans the await: one would be left in force, or undone, by whatever ran meanwhile (other
+        # tasks, the cell's end, when the kernel puts its own SIGINT handler back). The run's ending is made
+        # under a hold of its own; a Ctrl-C in the few instructions outside both ends the task before the
+        # run's ending, and _task_gone ends the run then.
         timeout = run.definition.timeout
         timer = None
-        with InterruptsHeld() as held:
-            if timeout is not None:
-                timer = self.loop.call_later(timeout, self._time_out, run, attempt)
+        if timeout is not None:
+            timer = self.loop.call_later(timeout, self._time_out, run, attempt)
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = await awaitable
+        except BaseException as exc:  # the job's own error, a cancel, or a Ctrl-C in its code
+            error = exc
+        with InterruptsHeld():
             try:
-                try:
-                    held.suspend()  # may raise a Ctrl-C noted meanwhile: resume() is due all the same
-                    result = await awaitable
-                finally:
-                    held.resume()
-            except asyncio.CancelledError as exc:
-                timed_out = run.timed_out_attempt == attempt
-                self._done(run, attempt, exc=exc, outcome="timed_out" if timed_out else "cancelled")
-            except (KeyboardInterrupt, SystemExit) as exc:
-                self._done(run, attempt, exc=exc, outcome="cancelled" if isinstance(exc, KeyboardInterrupt) else None)
-                if _someone_to_interrupt():
-                    raise
-            except BaseException as exc:  # the job's own error (its own TimeoutError included)
-                self._done(run, attempt, exc=exc)
-            else:
-                self._done(run, attempt, result=result)
+                if error is None:
+                    self._done(run, attempt, result=result)
+                elif isinstance(error, asyncio.CancelledError):
+                    timed_out = run.timed_out_attempt == attempt
+                    self._done(run, attempt, exc=error, outcome="timed_out" if timed_out else "cancelled")
+                elif isinstance(error, (KeyboardInterrupt, SystemExit)):
+                    outcome: Outcome | None = "cancelled" if isinstance(error, KeyboardInterrupt) else None
+                    self._done(run, attempt, exc=error, outcome=outcome)
+                else:  # the job's own error (its own TimeoutError included)
+                    self._done(run, attempt, exc=error)
             finally:
                 if timer is not None:
                     timer.cancel()
                 run.task = None
                 self._pump()
+        if isinstance(error, (KeyboardInterrupt, SystemExit)) and _someone_to_interrupt():
+            raise error
 
-    def _task_gone(self, run: RunState, attempt: int, task: asyncio.Future[None]) -> None:
-        """An async run's task is done: if a Ctrl-C ended the task before :meth:`_await` could hold it back
-        (at the task's first step), its run is ended here, cancelled, rather than left started for ever.
+    def _task_gone(self, run: RunState, attempt: int, task: asyncio.Future[None], awaitable: Any) -> None:
+        """An async run's task is done: if a Ctrl-C ended the task outside the job's code (at the task's
+        first step, or as the job returned, before :meth:`_await` could hold it back), its run is ended here,
+        cancelled, rather than left started for ever.
 
         A task that ended by passing a Ctrl-C on to the waiting cell has been heard: its exception is marked
         retrieved, so asyncio does not log it again as never retrieved."""
@@ -271,9 +278,11 @@ class InlineRunner:
         with InterruptsHeld():
             run.task = None
             self._active -= 1
-            error = "cancelled" if run.cancel_requested else f"{INTERRUPTED} as it started"
+            error = "cancelled" if run.cancel_requested else INTERRUPTED
             self._finish(run, attempt, "cancelled", error=error)
             self.ensure_pumping()
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()  # never awaited when the Ctrl-C came first: no 'never awaited' warning
 
     def _time_out(self, run: RunState, attempt: int) -> None:
         task = run.task

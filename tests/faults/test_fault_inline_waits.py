@@ -153,3 +153,36 @@ def test_a_sigint_noted_as_a_sync_run_starts_ends_it_with_sigint_still_held_back
         keeps_working(m, "after the interrupted start")
 
     on_the_main_thread_loop(body)
+
+
+def test_an_async_job_ending_after_its_cell_leaves_the_kernels_own_sigint_handler() -> None:
+    """ipykernel installs ``default_int_handler`` while a cell runs and puts its own handler (SIG_IGN) back
+    after. An async job that started during a cell and ends between cells must leave SIG_IGN in place: a
+    Ctrl-C between cells would otherwise raise in the kernel's own loop."""
+
+    async def main() -> None:
+        m = JobManager()
+        entered, gate = asyncio.Event(), asyncio.Event()
+
+        async def job() -> int:
+            entered.set()
+            await gate.wait()
+            return 1
+
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # a cell runs
+            m.add_job(job, name="job", offloaded=False)
+            await asyncio.wait_for(entered.wait(), QUICK)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the cell ended
+            gate.set()
+            await m.all_settled(QUICK)
+            assert m.runs("job")[-1].outcome == "finished"
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN, signal.getsignal(signal.SIGINT)
+        finally:
+            await m.shutdown(timeout=QUICK)
+
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -82,7 +82,7 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
         try:
             task = asyncio.ensure_future(coro, loop=loop)
         except BaseException:  # an Interrupt before the wait began: it never will
-            coro.close()
+            _drop(loop, coro)
             raise
         try:
             return loop.run_until_complete(task)
@@ -97,6 +97,17 @@ def run_blocking(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) 
     # The loop exists but nobody runs it (e.g. it was captured inside asyncio.run() that has ended):
     # run it here, in this thread, for the duration of the wait.
     return loop.run_until_complete(coro)
+
+
+def _drop(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any]) -> None:
+    """``coro`` will never be awaited here. An Interrupt inside ``ensure_future`` may have come after the
+    task was made: cancel that task before its first step (closing the coroutine under it would make the
+    step fail, logged as never retrieved); otherwise close the coroutine (no 'never awaited')."""
+    for task in asyncio.all_tasks(loop):
+        if task.get_coro() is coro:
+            _abandon(task)
+            return
+    coro.close()
 
 
 def _abandon(task: asyncio.Future[Any]) -> None:

@@ -33,10 +33,15 @@ def ours(filename: str) -> bool:
     return filename.startswith(PACKAGE) or filename == __file__
 
 
-def one_wait(m: JobManager, name: str, injector: InterruptAt) -> str:
-    """Add a sync inline job, wait for it with ``injector`` armed; then check that it ended and nothing is
-    left running. Returns what the cell heard."""
-    m.add_job(lambda: 7, name=name, offloaded=False)
+async def async_seven() -> int:
+    await asyncio.sleep(0)
+    return 7
+
+
+def one_wait(m: JobManager, name: str, injector: InterruptAt, job: Any = lambda: 7) -> str:
+    """Add an inline job (a sync one unless told), wait for it with ``injector`` armed; then check that it
+    ended and nothing is left running. Returns what the cell heard."""
+    m.add_job(job, name=name, offloaded=False)
     try:
         injector.call(m.wait, name, QUICK)
         heard = "returned"
@@ -186,3 +191,26 @@ def test_an_async_job_ending_after_its_cell_leaves_the_kernels_own_sigint_handle
         asyncio.run(main())
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_sigint_at_any_point_of_our_code_in_a_cells_wait_for_an_async_inline_job_leaves_the_manager_working() -> None:
+    """As above for an ``async def`` job, at every checkpoint of jobmanager_nb's code and the job (not asyncio's:
+    a Ctrl-C inside the event loop itself can drop a task's step, asyncio's limitation, see docs/concepts.md).
+    Points between the job's code and its ending end the task there; its run still ends, cancelled."""
+    heard: dict[str, int] = {}
+
+    def body(m: JobManager) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        names = (f"job-{i}" for i in itertools.count())
+        calibration = [InterruptAt(None, only=ours) for _ in range(3)]
+        for counter in calibration:
+            one_wait(m, next(names), counter, async_seven)
+        points = min(counter.points for counter in calibration)
+        assert points > 50, points
+        for n in range(1, points + 1):
+            outcome = one_wait(m, next(names), InterruptAt(n, by_signal=True, only=ours), async_seven)
+            heard[outcome] = heard.get(outcome, 0) + 1
+        keeps_working(m, "after every point of jobmanager_nb's code")
+
+    on_the_main_thread_loop(body)
+    assert heard.get("interrupted", 0) > 0, heard

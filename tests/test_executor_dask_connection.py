@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -165,6 +166,11 @@ def test_a_run_ends_lost_when_the_scheduler_stops_answering_and_its_job_is_then_
         events, job_pid = start_marking(executor, tmp_path / "marks")
         cli.scheduler.send_signal(signal.SIGSTOP)
         frozen = time.monotonic()
+        links: list[str | None] = []  # (the dashboard's table asks for it from its own thread)
+        asker = threading.Thread(target=lambda: links.append(executor.dashboard_link), daemon=True)
+        asker.start()
+        asker.join(WAIT)
+        assert links == [None], "asking a frozen scheduler for its dashboard never returned"
         outcome = events.outcome(timeout=WAIT)
         assert time.monotonic() - frozen < 10
         assert (outcome.status, outcome.lost) == ("failed", True)

@@ -282,15 +282,34 @@ class DaskExecutor(Executor):
 
     @property
     def dashboard_link(self) -> str | None:
-        """The Dask dashboard's address, or None when the scheduler serves none (asked once)."""
+        """The Dask dashboard's address, or None when the scheduler serves none (asked once, waiting
+        at most a few seconds: None, and asked again next time, when the scheduler does not answer)."""
         with self._lock:
             if self._dashboard is not _UNKNOWN:
                 return self._dashboard  # type: ignore[return-value]
+        if self._status_problem() is not None:
+            return None
+        client = self._client
+
+        async def identity() -> Any:
+            return await asyncio.wait_for(client.scheduler.identity(n_workers=0), min(5.0, self._lost_after))
+
         link: str | None = None
         try:
-            services = self._client.scheduler_info(n_workers=0).get("services") or {}
+            services = client.sync(identity).get("services") or {}
             if "dashboard" in services:
-                found = getattr(self._cluster, "dashboard_link", None) or self._client.dashboard_link
+                # (a cluster object knows its link without asking; Client.dashboard_link would ask the
+                # scheduler again, with no time limit)
+                cluster = self._own_cluster or getattr(client, "cluster", None) or self._cluster
+                found = None if isinstance(cluster, (str, Client)) else getattr(cluster, "dashboard_link", None)
+                if not found:
+                    from distributed.utils import format_dashboard_link as _format
+
+                    format_dashboard_link: Callable[[str, Any], str] = _format  # (untyped)
+                    host = self._address.split("://", 1)[-1].rsplit(":", 1)[0]
+                    found = format_dashboard_link(
+                        "localhost" if self._address.startswith("inproc") else host, services["dashboard"]
+                    )
                 link = str(found) if found else None
         except Exception:
             return None  # (asked again next time)

@@ -177,7 +177,9 @@ class InlineRunner:
                 continue
             self._active += 1
             self._execute(run, held)
-            if self.loop.time() > deadline:
+            # A Ctrl-C held back while the run ended goes to the cell now (as the hold ends), not to the next
+            # run's code before it could start: the queue goes on at the next pump.
+            if held.arrived or self.loop.time() > deadline:
                 self.loop.call_soon(self._pump)
                 return
 

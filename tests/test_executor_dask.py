@@ -549,3 +549,34 @@ def test_an_asynchronous_client_is_refused_saying_what_to_pass_instead(cluster: 
     message = asyncio.run(refused())
     assert "synchronous Client" in message and "asynchronous=True" in message
     assert f'DaskExecutor("{cluster.scheduler_address}")' in message
+
+
+class SlowListener(Recorder):
+    """A listener that takes ``seconds`` over the ``started`` event (a busy kernel's manager)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "started":
+            time.sleep(self.seconds)  # the slowness under test
+        super().__call__(event)
+
+
+def test_a_slow_listener_is_not_taken_for_a_silent_scheduler(client: Any) -> None:
+    """The scheduler is judged silent only when a probe went unanswered for the connect timeout, not
+    when the executor's own thread was busy in a listener for that long."""
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        executor = DaskExecutor(client)
+    try:
+        events = SlowListener(2.5)
+        handle = executor.submit(reference("obey_cancel"), events)
+        events.wait_message(lambda m: m == "waiting")
+        handle.cancel(grace=10)
+        outcome = events.outcome()
+        assert (outcome.status, outcome.result, outcome.lost) == ("finished", "stopped", False), outcome.error
+    finally:
+        executor.shutdown(timeout=5)

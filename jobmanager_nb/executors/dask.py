@@ -207,7 +207,10 @@ class DaskExecutor(Executor):
         self._shut_down = threading.Event()
         # The connection to the scheduler (dispatcher thread only, but _disconnected: under _lock).
         self._lost_after = _connect_timeout()
-        self._contact = time.monotonic()  # when the scheduler last answered a probe (or nothing was watched)
+        # When the oldest probe the scheduler has not answered yet was sent (None: all answered); set
+        # here, cleared on the Client's loop by an answer. Only an unanswered probe counts, never the
+        # time this thread spent elsewhere (in a slow listener).
+        self._unanswered_since: float | None = None
         self._probing = False  # a probe is in flight (set here, cleared on the Client's loop)
         self._comm = getattr(self._client, "scheduler_comm", None)  # the Client's connection; _subscribing
         self._subscribing = threading.Lock()
@@ -537,8 +540,6 @@ class DaskExecutor(Executor):
             self._on_future(item[1], item[2], item[3])
         elif kind == "call":
             item[1]()
-        elif kind == "contact":
-            self._contact = max(self._contact, item[1])
 
     def _on_ready(self, key: str, address: str, token: str) -> None:
         """The start gate: ``go`` to the first placement of a run that is still wanted, else ``no``."""
@@ -671,10 +672,11 @@ class DaskExecutor(Executor):
         if reason is None:
             if in_flight or disconnected is not None:
                 self._probe()
-            else:
-                self._contact = now  # nothing to watch: the scheduler owes no answer
-            if now - self._contact > self._lost_after:
-                reason = f"{self._down()} (it has not answered for {now - self._contact:.0f} s)"
+            elif not self._probing:
+                self._unanswered_since = None  # nothing to watch: the scheduler owes no answer
+            since = self._unanswered_since
+            if since is not None and now - since > self._lost_after:
+                reason = f"{self._down()} (it has not answered for {now - since:.0f} s)"
         with self._lock:
             self._disconnected = reason
         if reason is None:
@@ -698,7 +700,7 @@ class DaskExecutor(Executor):
             with contextlib.suppress(Exception):
                 client.subscribe_topic(self._topic, self._on_topic_event)
             _RemovedWorkers.resubscribe(client)
-            self._contact = time.monotonic()
+            self._unanswered_since = None
             with self._lock:
                 self._disconnected = None
 
@@ -707,11 +709,13 @@ class DaskExecutor(Executor):
         if self._probing:
             return
         self._probing = True
+        if self._unanswered_since is None:
+            self._unanswered_since = time.monotonic()
 
         async def probe() -> None:
             try:
                 await asyncio.wait_for(self._client.scheduler.identity(n_workers=0), self._lost_after)
-                self._inbox.put(("contact", time.monotonic()))
+                self._unanswered_since = None
             except Exception as exc:
                 log.debug("jobmanager_nb: the Dask scheduler did not answer: %r", exc)
             finally:

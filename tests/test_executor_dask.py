@@ -533,10 +533,14 @@ def test_a_run_still_ends_lost_when_someone_subscribes_the_all_topic_after_the_e
         quiet(client)
         assert count_files(tmp_path) == 1
         executor.shutdown(timeout=5)
-        assert client._event_handlers.get("all") == heard.append  # the executor left it in place
+        # That handler stays: the Client's own again, or called by the watcher that another executor
+        # on this Client (the module's) still needs.
+        handler = client._event_handlers.get("all")
+        assert heard.append in (handler, getattr(getattr(handler, "__self__", None), "previous", None))
     finally:
         executor.shutdown(timeout=5)
-        client.unsubscribe_topic("all")
+        if client._event_handlers.get("all") == heard.append:  # (not a watcher the module's executor needs)
+            client.unsubscribe_topic("all")
 
 
 def test_an_asynchronous_client_is_refused_saying_what_to_pass_instead(cluster: Any) -> None:

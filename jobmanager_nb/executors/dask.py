@@ -902,8 +902,10 @@ class _RemovedWorkers:
     A handler set for ``all`` after it (by the user, by another library) would replace it: each
     executor looks every second (:meth:`ensure`) and puts it back in front, calling that handler in
     turn. Which handler the Client has is read from its private ``_event_handlers`` (Dask offers no
-    public way); without that attribute the watcher cannot chain or notice a replacement, and then
-    a dead worker's run still ends lost, only later: when Dask's rerun of its task is refused."""
+    public way); without that attribute the watcher cannot chain or notice a replacement. Nor can
+    it notice ``client.unsubscribe_topic("all")``, which keeps the Client's handler. In both cases
+    a dead worker's run still ends lost, only later: when Dask's rerun of its task is refused (which
+    needs a worker left)."""
 
     _lock: ClassVar[threading.Lock] = threading.Lock()
     _by_client: ClassVar[weakref.WeakKeyDictionary[Any, _RemovedWorkers]] = weakref.WeakKeyDictionary()
@@ -945,10 +947,13 @@ class _RemovedWorkers:
         """Put the watcher back in front when another handler replaced it (any thread but the loop)."""
         with cls._lock:
             watcher = cls._by_client.get(client)
-        current = _all_handler(client)
-        if watcher is None or current is None or current == watcher.on_event:
-            return  # (None: not known, or nobody: unsubscribed entirely, which resubscribe() handles)
-        watcher.previous = current
+        handlers = getattr(client, "_event_handlers", None)
+        if watcher is None or not isinstance(handlers, dict):
+            return  # (no way to tell)
+        current = handlers.get("all")
+        if current == watcher.on_event:
+            return
+        watcher.previous = current if callable(current) else None  # (None: the Client has none now)
         with contextlib.suppress(Exception):
             client.subscribe_topic("all", watcher.on_event)
 

@@ -41,3 +41,27 @@ def test_a_task_whose_workers_all_died_before_the_start_fails_saying_so(tmp_path
             assert count_files(tmp_path) == 0
         finally:
             executor.shutdown(timeout=5)
+
+
+def test_a_worker_frozen_at_connect_fails_the_version_check_in_bounded_time() -> None:
+    """The version check asks every worker; a frozen one (SIGSTOP) must not hang the constructor: it fails
+    within distributed.comm.timeouts.connect, saying what to do."""
+    import os
+    import signal
+    import time
+
+    import dask
+
+    with dask_cluster(n_workers=1) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        (pid,) = client.run(os.getpid).values()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            began = time.monotonic()
+            with (
+                dask.config.set({"distributed.comm.timeouts.connect": "2s"}),
+                pytest.raises(RuntimeError, match="did not all answer the version check within 2 s"),
+            ):
+                DaskExecutor(client)
+            assert time.monotonic() - began < 30
+        finally:
+            os.kill(pid, signal.SIGCONT)

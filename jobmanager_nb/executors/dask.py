@@ -259,7 +259,15 @@ class DaskExecutor(Executor):
         """Every worker runs the kernel's Python minor version, jobmanager_nb and cloudpickle versions
         (and starts its process machinery ahead of the first run)."""
         kernel = dask_worker.versions()
-        answers = self._client.run(dask_worker.hello, kernel, on_error="return")
+        limit = _connect_timeout()
+        try:
+            answers = self._client.run(dask_worker.hello, kernel, on_error="return", callback_timeout=limit)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise RuntimeError(
+                f"DaskExecutor: the Dask workers did not all answer the version check within {limit:g} s "
+                "(distributed.comm.timeouts.connect): a worker is frozen, overloaded or unreachable. Check the "
+                "workers (the Dask dashboard lists them), restart the stuck one, and create the DaskExecutor again."
+            ) from None
         problems = []
         for address, answer in sorted(answers.items()):
             if isinstance(answer, BaseException):

@@ -175,6 +175,8 @@ class InterruptAt:
         return self.where is not None
 
     def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if self.where is not None:  # fired already
+            return None
         if event == "call":
             if self.only is not None and not self.only(frame.f_code.co_filename):
                 return None  # not this frame's instructions; what it calls is still traced
@@ -188,7 +190,10 @@ class InterruptAt:
                 if not self.by_signal:
                     raise KeyboardInterrupt  # CPython turns tracing off when a trace function raises
                 signal.raise_signal(signal.SIGINT)  # its handler runs right here, at this checkpoint
-                sys.settrace(None)  # it did not raise: it holds the interrupt back for later
+                # It did not raise: the handler holds the interrupt back for later. Tracing stays on, inert,
+                # until call() ends: sys.settrace(None) from inside the trace function, when it runs in a
+                # weakref callback of a garbage collection, corrupted CPython 3.11's state (a segfault, or the
+                # rest of the traced function not run: a run left ended but never released).
                 return None
         return self._trace
 

@@ -179,7 +179,7 @@ class InlineRunner:
             self._execute(run, held)
             # A Ctrl-C held back while the run ended goes to the cell now (as the hold ends), not to the next
             # run's code before it could start: the queue goes on at the next pump.
-            if held.arrived or self.loop.time() > deadline:
+            if held.noted or self.loop.time() > deadline:
                 self.loop.call_soon(self._pump)
                 return
 

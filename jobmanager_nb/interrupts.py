@@ -36,56 +36,74 @@ _SIGNALS: Any = _raw_signals()
 _SIGINT = int(signal.SIGINT)
 
 
+_MAIN_THREAD = threading.main_thread().ident
+
+
 class InterruptsHeld:
     """``with InterruptsHeld():`` delays a SIGINT that arrives inside the block to the block's end (see
-    the module's docstring). Blocks nest: an inner block notes the signal for the outer one."""
+    the module's docstring).
 
-    __slots__ = ("arrived", "previous")
+    Blocks nest. Inside a block in force, a new block installs nothing: the one in force (its ``owner``)
+    notes the signal and delivers it at its own end, and :meth:`suspend` opens that one. Inside a suspended
+    block (a job's code that enters a block of its own), the new block installs its handler, which passes
+    the signal on once it is suspended in turn. Suspending flips a flag the installed handler reads: no
+    handler is swapped per job."""
+
+    __slots__ = ("arrived", "open", "owner", "previous")
 
     def __enter__(self) -> InterruptsHeld:
         self.previous: Any = None
+        self.owner: InterruptsHeld | None = None
         self.arrived = False
-        if threading.current_thread() is not threading.main_thread():
+        self.open = False
+        if threading.get_ident() != _MAIN_THREAD:
             return self
         previous = _SIGNALS.getsignal(_SIGINT)
         if previous is None or previous == signal.SIG_IGN or previous == signal.SIG_DFL:
+            return self
+        outer = getattr(previous, "__self__", None)
+        if type(outer) is InterruptsHeld and not outer.open:
+            self.owner = outer  # a block in force around this one holds the signal already
             return self
         try:
             _SIGNALS.signal(_SIGINT, self._arrived)
         except ValueError:  # not the main interpreter
             return self
         self.previous = previous
+        self.owner = self
         return self
 
     def _arrived(self, signum: int, frame: object) -> None:
-        self.arrived = True
+        if self.open:  # suspended: the handler outside decides (raises KeyboardInterrupt)
+            self.previous(signum, frame)
+        else:
+            self.arrived = True
+
+    @property
+    def noted(self) -> bool:
+        """A SIGINT arrived and is held back for the end of the block in force."""
+        owner = self.owner
+        return owner is not None and owner.arrived
 
     def suspend(self) -> None:
         """From here a SIGINT interrupts at once, as outside the block and every block around it (one noted
-        meanwhile, by this block or by those around it, is raised now)."""
-        previous = self.previous
-        if previous is not None:
-            arrived = self.arrived
-            self.arrived = False
-            outer = getattr(previous, "__self__", None)
-            while type(outer) is InterruptsHeld:  # nested in a hold in force: suspend past it too
-                arrived = arrived or outer.arrived
-                outer.arrived = False
-                previous = outer.previous
-                outer = getattr(previous, "__self__", None)
-            _SIGNALS.signal(_SIGINT, previous)
-            if arrived:
+        meanwhile is raised now)."""
+        owner = self.owner
+        if owner is not None:
+            owner.open = True
+            if owner.arrived:
+                owner.arrived = False
                 _SIGNALS.raise_signal(_SIGINT)
 
     def resume(self) -> None:
         """Hold SIGINTs back again, after :meth:`suspend` (call it in a ``finally`` that covers the
         :meth:`suspend` too: a noted signal raised there must not leave the hold off)."""
-        if self.previous is not None:
-            _SIGNALS.signal(_SIGINT, self._arrived)
+        owner = self.owner
+        if owner is not None:
+            owner.open = False
 
     def __exit__(self, *exc: object) -> None:
-        previous = self.previous
-        if previous is not None:
-            _SIGNALS.signal(_SIGINT, previous)
+        if self.owner is self:
+            _SIGNALS.signal(_SIGINT, self.previous)
             if self.arrived:
                 _SIGNALS.raise_signal(_SIGINT)  # now, to the handler it was meant for

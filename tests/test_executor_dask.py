@@ -462,6 +462,36 @@ def test_a_client_passed_in_still_works_after_the_executor_and_its_manager_close
     assert client.submit(sum, [4, 5], pure=False).result(timeout=WAIT) == 9
 
 
+def test_the_managers_timeout_stops_a_dask_run_as_it_stops_a_local_one(client: Any, tmp_path: Path) -> None:
+    """timeout= on a job that ignores the "cancel" it gets: killed after kill_grace, ended timed_out, its
+    process gone, started once."""
+    import psutil
+    from polling import wait_until
+
+    from jobmanager_nb import JobFailedError, JobManager
+
+    manager = JobManager(executor=DaskExecutor(client), kill_grace=0.5)
+    try:
+        manager.add_job("jobs.dask_jobs:mark_start", name="slow", data={"dir": str(tmp_path), "sleep": 60}, timeout=1.0)
+        with pytest.raises(JobFailedError) as failed:
+            manager.wait("slow", timeout=WAIT)
+        run = failed.value.run
+        assert run.outcome == "timed_out" and (run.error or "").startswith("timed out after 1 s"), run.error
+        assert run.location is not None and run.location.startswith("tcp://")
+        (marker,) = tmp_path.iterdir()
+        pid = int(marker.read_text())
+
+        def gone() -> bool:
+            try:
+                return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        assert wait_until(gone, WAIT), f"the timed-out job's process {pid} is still running"
+    finally:
+        manager.close(timeout=5)
+
+
 def test_a_cluster_passed_in_stays_open_and_an_address_works_too(cluster: Any, client: Any) -> None:
     for target in (cluster, cluster.scheduler_address):
         executor = DaskExecutor(target)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +15,7 @@ from typing import Any
 
 import psutil
 
-from jobmanager_nb.executors import OffloadedTask, RunOutcome, WorkerEvent
+from jobmanager_nb.executors import OffloadedTask, ProcessExecutor, RunHandle, RunOutcome, WorkerEvent
 
 WAIT = 20.0
 JOBS = Path(__file__).resolve().parent / "jobs"
@@ -122,3 +125,39 @@ def dask_cluster(n_workers: int = 2) -> Any:
 def count_files(directory: Path | str) -> int:
     """How many entries ``directory`` holds (the start markers of ``jobs.dask_jobs.mark_start``)."""
     return len(list(Path(directory).iterdir()))
+
+
+class CountingExecutor(ProcessExecutor):
+    """A real ProcessExecutor that also notes the name of each job submitted to it."""
+
+    def __init__(self) -> None:
+        super().__init__(spares=1)
+        self.submitted: list[str] = []
+        self._noted = threading.Lock()
+
+    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> RunHandle:
+        with self._noted:
+            self.submitted.append(task.name)
+        return super().submit(task, listener)
+
+
+def stop_process_tree(process: subprocess.Popen[bytes], *, at_once: bool = False, timeout: float = 15.0) -> None:
+    """Stop ``process`` and every process it started (a dask nanny's worker), by pid: SIGTERM, then SIGKILL
+    what is left after ``timeout`` s; with ``at_once``, SIGKILL straight away (a frozen one is woken first)."""
+    try:
+        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if at_once:
+                member.send_signal(signal.SIGCONT)
+                member.kill()
+            else:
+                member.send_signal(signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for member in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+    psutil.wait_procs(alive, timeout=timeout)
+    process.wait(timeout)

@@ -8,11 +8,9 @@ waited for (the scheduler file, then the worker joining), never slept for.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import distributed
-import psutil
 import pytest
+from executor_helpers import stop_process_tree
 from polling import wait_until
 
 from jobmanager_nb import JobManager
@@ -38,21 +36,6 @@ class CliCluster:
     worker: str  # the worker's own address (where the jobs run)
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    """SIGTERM ``process`` and every process it started (the nanny's worker), by pid; SIGKILL what is left."""
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for member in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.send_signal(signal.SIGTERM)
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for member in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.kill()
-    psutil.wait_procs(alive, timeout=timeout)
-    process.wait(timeout)
 
 
 def _scheduler_address(scheduler_file: Path, scheduler: subprocess.Popen[bytes]) -> str | None:
@@ -99,7 +82,7 @@ def cli_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliCluster
         yield CliCluster(address, worker_address)
     finally:
         for process in reversed(started):  # the worker first, so that it does not wait for a gone scheduler
-            _stop(process)
+            stop_process_tree(process)
         for log in logs:
             log.close()
 

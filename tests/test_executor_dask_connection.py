@@ -6,7 +6,6 @@ waits on events with deadlines, never blind sleeps."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,9 +17,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
-from executor_helpers import WAIT, Recorder, count_files, reference, wait_gone
+from executor_helpers import WAIT, Recorder, count_files, reference, stop_process_tree, wait_gone
 from polling import wait_until
 
 from jobmanager_nb.executors import OffloadedTask
@@ -81,21 +79,9 @@ class Cli:
 
     def stop_all(self) -> None:
         for process in reversed(self.started):
-            _stop(process)
+            stop_process_tree(process, at_once=True)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL ``process`` and what it started (a nanny's worker), by pid; a frozen one is woken first."""
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    for member in family:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.send_signal(signal.SIGCONT)
-            member.kill()
-    psutil.wait_procs(family, timeout=15)
-    process.wait(15)
 
 
 @pytest.fixture
@@ -210,7 +196,8 @@ def test_after_the_client_reconnects_runs_work_again(cli: Cli, tmp_path: Path) -
         address = cli.address
         cli.scheduler.kill()
         assert events.outcome(timeout=WAIT).lost
-        _stop(cli.worker)  # (a dask worker whose scheduler is gone closes by itself, after a while)
+        # (a dask worker whose scheduler is gone closes by itself, after a while)
+        stop_process_tree(cli.worker, at_once=True)
         cli.scheduler_file.unlink()
         cli.worker = cli.start_worker()  # it waits for the scheduler's file, then joins at once
         cli.scheduler = cli.start_scheduler(port=int(address.rsplit(":", 1)[1]))

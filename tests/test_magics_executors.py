@@ -7,19 +7,17 @@ the name, and a later kernel's rerun without that executor says how to add it. T
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from executor_helpers import CountingExecutor
 from IPython.core.interactiveshell import InteractiveShell
 from magics_support import cell, fresh_shell, line, usage_error, write_script
 
 import jobmanager_nb
 from jobmanager_nb import JobFailedError, JobManager, session
-from jobmanager_nb.executors import OffloadedTask, RunHandle, WorkerEvent
-from jobmanager_nb.executors.local import ProcessExecutor
 
 WAIT = 20.0
 
@@ -29,20 +27,6 @@ print("hello", worker.data)
 """
 
 NEEDS_ROWS = "from pathlib import Path\nprint(int(Path('rows.txt').read_text()))\n"
-
-
-class CountingExecutor(ProcessExecutor):
-    """A real ProcessExecutor that also notes the name of each job submitted to it."""
-
-    def __init__(self) -> None:
-        super().__init__(spares=1)
-        self.submitted: list[str] = []
-        self._noted = threading.Lock()
-
-    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> RunHandle:
-        with self._noted:
-            self.submitted.append(task.name)
-        return super().submit(task, listener)
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from executor_helpers import Recorder, reference
+from executor_helpers import CountingExecutor, Recorder, reference
 
 from jobmanager_nb import Event, JobConfigError, JobManager, JobManagerError, TinyDBStore
-from jobmanager_nb.executors import OffloadedTask, RunHandle, WorkerEvent
 from jobmanager_nb.executors.local import ProcessExecutor
 
 HERE = Path(__file__).resolve().parent
@@ -22,20 +21,6 @@ sys.path.insert(0, str(JOBS))
 import mjobs  # noqa: E402
 
 WAIT = 30.0
-
-
-class CountingExecutor(ProcessExecutor):
-    """A real ProcessExecutor that also notes the name of each job submitted to it."""
-
-    def __init__(self) -> None:
-        super().__init__(spares=1)
-        self.submitted: list[str] = []
-        self._noted = threading.Lock()
-
-    def submit(self, task: OffloadedTask, listener: Callable[[WorkerEvent], None]) -> RunHandle:
-        with self._noted:
-            self.submitted.append(task.name)
-        return super().submit(task, listener)
 
 
 class LinkedExecutor(CountingExecutor):

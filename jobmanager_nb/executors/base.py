@@ -8,6 +8,7 @@ carries the :class:`RunOutcome`. A second backend is one new module implementing
 
 from __future__ import annotations
 
+import pickle
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ __all__ = [
     "TargetKind",
     "WorkerEvent",
     "WorkerEventKind",
+    "pickle_message",
 ]
 
 TargetKind = Literal["script", "reference", "pickled"]
@@ -119,3 +121,15 @@ class Executor(ABC):
     @abstractmethod
     def shutdown(self, timeout: float | None = None) -> None:
         """Cancel every running run, wait up to ``timeout`` seconds, kill what is left, free resources."""
+
+
+def pickle_message(job_name: str, message: Any) -> bytes:
+    """``message`` as the bytes a :meth:`RunHandle.post_message` sends to job ``job_name``; ``TypeError``
+    saying what to send instead when it cannot be pickled (every executor raises the same one)."""
+    try:
+        return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        raise TypeError(
+            f'cannot send this {type(message).__name__} to job "{job_name}": it cannot be pickled '
+            f"({type(exc).__name__}: {exc}). Send plain data (str, numbers, lists, dicts)."
+        ) from exc

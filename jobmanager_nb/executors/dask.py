@@ -90,7 +90,7 @@ except ImportError as _missing:  # pragma: no cover - exercised where distribute
     ) from _missing
 
 from jobmanager_nb.executors import dask_worker
-from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent, pickle_message
 from jobmanager_nb.executors.local import _cancelled_before_start, _check_task
 from jobmanager_nb.processes.exits import lost_reason
 
@@ -131,13 +131,7 @@ class _DaskRun(RunHandle):
         """Send ``message`` to the job's ``worker.on_message`` callbacks (held until the job has been
         told to start, then sent in order). Raises ``TypeError`` if it cannot be pickled; does
         nothing once the run ended."""
-        try:
-            payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise TypeError(
-                f'cannot send this {type(message).__name__} to job "{self.name}": it cannot be pickled '
-                f"({type(exc).__name__}: {exc}). Send plain data (str, numbers, lists, dicts)."
-            ) from exc
+        payload = pickle_message(self.name, message)
         self._executor._post(self, payload)
 
     def cancel(self, grace: float | None = None) -> None:

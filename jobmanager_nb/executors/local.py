@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent
+from jobmanager_nb.executors.base import Executor, OffloadedTask, RunHandle, RunOutcome, WorkerEvent, pickle_message
 from jobmanager_nb.processes.exits import external_signal_reason, is_self_inflicted, lost_reason, returncode_reason
 from jobmanager_nb.processes.launchers import ForkServerLauncher, Launcher, Notice, SpawnLauncher
 from jobmanager_nb.processes.wire import encode
@@ -96,13 +96,7 @@ class _Run(RunHandle):
         """Send ``message`` to the job's ``worker.on_message`` callbacks (held here until the job is
         started, then sent in order). Raises ``TypeError`` if it cannot be pickled; does nothing once
         the run ended."""
-        try:
-            payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            raise TypeError(
-                f'cannot send this {type(message).__name__} to job "{self.name}": it cannot be pickled '
-                f"({type(exc).__name__}: {exc}). Send plain data (str, numbers, lists, dicts)."
-            ) from exc
+        payload = pickle_message(self.name, message)
         if self.settled:
             return
         self.outbox.append(encode(("message", payload)))

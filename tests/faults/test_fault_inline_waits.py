@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import random
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,23 +59,31 @@ def one_wait(m: JobManager, name: str, injector: InterruptAt, job: Any = lambda:
     return heard
 
 
+def every_point_of_our_code(m: JobManager, names: Iterator[str], heard: dict[str, int], job: Any) -> tuple[int, int]:
+    """Measure how many checkpoints of jobmanager_nb's code and the job a wait for ``job`` passes (the fewest
+    of three runs), then wait once with a real SIGINT at each of them, tallying what the cell heard in
+    ``heard``. Returns (checkpoints, how many of the signals fired)."""
+    calibration = [InterruptAt(None, only=ours) for _ in range(3)]
+    for counter in calibration:
+        one_wait(m, next(names), counter, job)
+    points = min(counter.points for counter in calibration)
+    assert points > 50, points
+    fired = 0
+    for n in range(1, points + 1):
+        injector = InterruptAt(n, by_signal=True, only=ours)
+        outcome = one_wait(m, next(names), injector, job)
+        heard[outcome] = heard.get(outcome, 0) + 1
+        fired += injector.fired
+    return points, fired
+
+
 def test_a_sigint_at_any_point_of_a_cells_wait_for_an_inline_job_leaves_the_manager_working() -> None:
     heard: dict[str, int] = {}
 
     def body(m: JobManager) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         names = (f"job-{i}" for i in itertools.count())
-        calibration = [InterruptAt(None, only=ours) for _ in range(3)]
-        for counter in calibration:
-            one_wait(m, next(names), counter)
-        points = min(counter.points for counter in calibration)
-        assert points > 50, points
-        fired = 0
-        for n in range(1, points + 1):
-            injector = InterruptAt(n, by_signal=True, only=ours)
-            outcome = one_wait(m, next(names), injector)
-            heard[outcome] = heard.get(outcome, 0) + 1
-            fired += injector.fired
+        points, fired = every_point_of_our_code(m, names, heard, lambda: 7)
         assert fired >= points * 0.9, (fired, points)
         keeps_working(m, "after every point of jobmanager_nb's code")
 
@@ -202,14 +211,7 @@ def test_a_sigint_at_any_point_of_our_code_in_a_cells_wait_for_an_async_inline_j
     def body(m: JobManager) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         names = (f"job-{i}" for i in itertools.count())
-        calibration = [InterruptAt(None, only=ours) for _ in range(3)]
-        for counter in calibration:
-            one_wait(m, next(names), counter, async_seven)
-        points = min(counter.points for counter in calibration)
-        assert points > 50, points
-        for n in range(1, points + 1):
-            outcome = one_wait(m, next(names), InterruptAt(n, by_signal=True, only=ours), async_seven)
-            heard[outcome] = heard.get(outcome, 0) + 1
+        every_point_of_our_code(m, names, heard, async_seven)
         keeps_working(m, "after every point of jobmanager_nb's code")
 
     on_the_main_thread_loop(body)

@@ -38,6 +38,8 @@ def test_binder_requirements_cover_the_package_dependencies_with_the_same_bounds
     listed = _requirements()
     assert {name: listed.get(name) for name in needed} == needed
     assert "jupyterlab" in listed and "ipywidgets" in listed
+    dask_extra = {_name(dep): dep for dep in project["optional-dependencies"]["dask"]}
+    assert {name: listed.get(name) for name in dask_extra} == dask_extra  # the scale-out notebook runs there too
 
 
 def test_postbuild_is_an_executable_strict_bash_script_installing_the_package() -> None:

@@ -27,7 +27,7 @@ from jobmanager_nb.executors.dask_worker import PLUGIN_NAME
 
 pytestmark = pytest.mark.timeout(180)
 
-distributed = pytest.importorskip("distributed")  # (part of the test extra: never skipped in CI)
+import distributed  # noqa: E402  (the test extra installs it: these tests never skip)
 
 
 @pytest.fixture(scope="module")
@@ -510,10 +510,14 @@ def test_an_executor_without_a_cluster_starts_and_closes_its_own(tmp_path: Path)
     try:
         _, events = start(executor, reference("add", data={"a": 2, "b": 2}))
         assert events.outcome().result == 4
+        link = executor.dashboard_link  # its own LocalCluster serves Dask's dashboard
+        assert link is not None and link.startswith("http://") and link.endswith("/status"), link
     finally:
         executor.shutdown(timeout=5)
     assert own_cluster is not None and own_cluster.status.name == "closed"
     assert executor.client.status == "closed"
+    executor.shutdown(timeout=5)  # twice: harmless
+    assert executor.dashboard_link is None or isinstance(executor.dashboard_link, str)
 
 
 def test_shutdown_cancels_running_jobs_kills_stragglers_and_is_idempotent(client: Any) -> None:
@@ -614,3 +618,17 @@ def test_a_slow_listener_is_not_taken_for_a_silent_scheduler(client: Any) -> Non
         assert (outcome.status, outcome.result, outcome.lost) == ("finished", "stopped", False), outcome.error
     finally:
         executor.shutdown(timeout=5)
+
+
+def test_every_version_that_must_match_is_compared() -> None:
+    """Python's minor version, jobmanager_nb's and cloudpickle's: a difference in any is named, with both sides."""
+    from jobmanager_nb.executors import dask_worker
+
+    kernel = dask_worker.versions()
+    assert set(kernel) == {"Python", "jobmanager_nb", "cloudpickle"}
+    assert dask_worker.version_problems(kernel, dict(kernel)) == []
+    for name in kernel:
+        worker = {**kernel, name: "0.0.0+other"}
+        assert dask_worker.version_problems(kernel, worker) == [
+            f"{name} {kernel[name]} in the kernel, 0.0.0+other on the worker"
+        ]

@@ -26,7 +26,6 @@ from jobmanager_nb.executors.dask import DaskExecutor
 
 pytestmark = pytest.mark.timeout(120)
 
-distributed = pytest.importorskip("distributed")
 
 TESTS = Path(__file__).resolve().parent
 DASK = shutil.which("dask", path=str(Path(sys.executable).parent)) or shutil.which("dask")

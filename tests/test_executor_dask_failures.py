@@ -15,7 +15,7 @@ from jobmanager_nb.executors.dask import DaskExecutor
 
 pytestmark = pytest.mark.timeout(120)
 
-distributed = pytest.importorskip("distributed")
+import distributed  # noqa: E402  (the test extra installs it: these tests never skip)
 
 
 def test_a_task_whose_workers_all_died_before_the_start_fails_saying_so(tmp_path: Path) -> None:
